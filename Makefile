@@ -1,0 +1,48 @@
+# repro: `make help` lists the targets. Every target sets up .venv (pinned versions) on first use.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+# Offline machines read local mirrors of the official data files; online ones use TFDS.
+export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+SEEDS ?= 0,1,2
+
+.PHONY: help venv test test-slow lint bench report repro-bn-mnist sweep-bn-mnist clean
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with the pinned dependencies
+
+test: venv ## fast test suite (CPU, a few minutes)
+	$(PY) -m pytest
+
+test-slow: venv ## the long real-data tests too
+	$(PY) -m pytest -m "slow or not slow"
+
+lint: venv ## ruff
+	$(VENV)/bin/ruff check .
+
+bench: venv ## benchmarks: the shared loop vs a bare JAX loop
+	$(PY) -m bench.bn_mnist_loop
+
+report: venv ## results/README.md: reported vs reproduced, with plots
+	$(PY) -m repro.report
+
+repro-bn-mnist: venv ## Ioffe & Szegedy 2015, Figure 1: both variants x 3 seeds, then the report
+	$(PY) -m repro -m experiment=bn_mnist model.batchnorm=true,false seed=$(SEEDS) results.if_exists=skip
+	$(MAKE) --no-print-directory report
+
+sweep-bn-mnist: venv ## learning-rate sensitivity of Figure 1 (one seed)
+	$(PY) -m repro -m experiment=bn_mnist model.batchnorm=true,false optim.lr=0.05,0.5,1.0 results.if_exists=skip
+
+clean: ## remove run outputs (not results/)
+	rm -rf outputs multirun wandb checkpoints

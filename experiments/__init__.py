@@ -1,0 +1,1 @@
+"""Per-paper specs (reported numbers, setup, deviations), probes and figures."""

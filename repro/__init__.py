@@ -1,0 +1,1 @@
+"""repro: reproductions of deep-learning papers on one shared JAX training loop."""

@@ -1,0 +1,57 @@
+"""Periodic, atomic checkpoints with orbax: the whole train state plus run bookkeeping.
+
+The state is saved as its list of leaves and rebuilt on the structure of a freshly built
+state, so any pytree (nnx State, optax state) round-trips without registration.
+"""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+    def __init__(self, directory: str | Path, keep: int = 2):
+        self.directory = Path(directory).resolve()
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        )
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state, extra: dict) -> None:
+        try:
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(jax.tree.leaves(state)),
+                    extra=ocp.args.JsonSave(extra),
+                ),
+                force=True,
+            )
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise OSError(err.errno, f"disk full while checkpointing to {self.directory}: "
+                              "free space or point paths.checkpoints elsewhere") from err
+            raise
+
+    def restore(self, template_state):
+        """(state, extra) of the latest checkpoint, shaped like template_state."""
+        step = self.latest_step()
+        leaves, treedef = jax.tree.flatten(template_state)
+        abstract = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
+        restored = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()
+            ),
+        )
+        return jax.tree.unflatten(treedef, restored.state), restored.extra
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()

@@ -1,0 +1,214 @@
+"""The one training loop every reproduction runs on.
+
+A functional step over `nnx.split(model)` state, `lax.scan`-ned over a chunk of steps inside
+one jit call with the state donated; batches are gathered on the device from the whole
+training split; metrics stay on the device and are read back once per chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from repro.data.pipeline import batch_indices
+
+KEY_PURPOSES = ("init", "data", "dropout", "augment")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss."""
+
+
+def seed_keys(seed: int) -> dict[str, jax.Array]:
+    """One independent key per purpose, so e.g. changing the data order leaves the init alone."""
+    root = jax.random.key(seed)
+    return {name: jax.random.fold_in(root, i) for i, name in enumerate(KEY_PURPOSES)}
+
+
+def pad_for_eval(split: dict[str, np.ndarray], batch_size: int):
+    """(N, ...) -> (num_batches, batch_size, ...) plus a 0/1 mask for the padding."""
+    n = len(split["label"])
+    batch_size = min(batch_size, n)
+    num_batches = -(-n // batch_size)
+    pad = num_batches * batch_size - n
+
+    def reshape(a):
+        a = np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
+        return a.reshape(num_batches, batch_size, *a.shape[1:])
+
+    mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+    return {"image": reshape(split["image"]), "label": reshape(split["label"]),
+            "mask": mask.reshape(num_batches, batch_size)}
+
+
+class Trainer:
+    """Owns the jitted chunk and eval functions for one model/optimizer/data combination."""
+
+    def __init__(
+        self,
+        model: nnx.Module,
+        optimizer: optax.GradientTransformation,
+        objective,
+        preprocess: Callable,
+        train_split: dict[str, np.ndarray],
+        eval_splits: dict[str, dict[str, np.ndarray]],
+        *,
+        batch_size: int,
+        keys: dict[str, jax.Array],
+        eval_batch_size: int = 1000,
+        probes: Sequence[Callable] = (),
+    ):
+        self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        self.optimizer, self.objective, self.preprocess = optimizer, objective, preprocess
+        self.batch_size, self.keys, self.probes = batch_size, keys, list(probes)
+        self.initial_state = {
+            "params": params,
+            "rest": rest,
+            "opt_state": optimizer.init(params),
+            "step": jnp.zeros((), jnp.int32),
+        }
+        # Data goes to the device once; every batch is gathered from it inside the step.
+        self.train_data = jax.device_put({k: train_split[k] for k in ("image", "label")})
+        self.num_train = len(train_split["label"])
+        self.eval_data = {
+            name: jax.device_put(pad_for_eval(split, eval_batch_size))
+            for name, split in eval_splits.items()
+        }
+        self._chunk = jax.jit(self._train_chunk, static_argnums=3, donate_argnums=0)
+        self._eval = jax.jit(self._evaluate)
+        self._probe = jax.jit(self._run_probes)
+        self._compiled: dict[int, Callable] = {}
+        self.compile_seconds = 0.0
+
+    # ----- device functions -------------------------------------------------------------
+    def _train_step(self, state, idx, data, keys):
+        step = state["step"]
+        images, labels = data["image"][idx], data["label"][idx]
+        inputs = self.preprocess(images, key=jax.random.fold_in(keys["augment"], step), train=True)
+        dropout = nnx.Rngs(dropout=jax.random.fold_in(keys["dropout"], step))
+
+        def loss_fn(params):
+            # Fresh Variables for the non-param state, so BN can update them in this trace.
+            model = nnx.merge(self.graphdef, params, jax.tree.map(lambda a: a, state["rest"]))
+            loss, metrics = self.objective.train_loss(model, inputs, labels, rngs=dropout)
+            return loss, (metrics, nnx.split(model, nnx.Param, ...)[2])
+
+        (loss, (metrics, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics["finite"] = jnp.isfinite(loss)
+        new_state = {"params": params, "rest": rest, "opt_state": opt_state, "step": step + 1}
+        return new_state, metrics
+
+    def _train_chunk(self, state, data, keys, num_steps: int):
+        start = state["step"]
+        idx = batch_indices(keys["data"], start, num_steps, self.batch_size, self.num_train)
+        state, metrics = jax.lax.scan(lambda s, i: self._train_step(s, i, data, keys), state, idx)
+        finite = metrics.pop("finite")
+        summary = {f"train/{k}": v.mean() for k, v in metrics.items()}
+        # First step whose loss was NaN/inf (or -1): lets the host name the step without syncing per step.
+        summary["first_nonfinite_step"] = jnp.where(
+            finite.all(), -1, start + jnp.argmin(finite.astype(jnp.int32))
+        )
+        return state, summary
+
+    def _evaluate(self, params, rest, split):
+        model = nnx.merge(self.graphdef, params, rest)
+
+        def body(_, batch):
+            inputs = self.preprocess(batch["image"], train=False)
+            metrics = self.objective.per_example(model, inputs, batch["label"], train=False)
+            return None, {k: (v * batch["mask"]).sum() for k, v in metrics.items()}
+
+        _, sums = jax.lax.scan(body, None, split)
+        count = split["mask"].sum()
+        return {k: v.sum() / count for k, v in sums.items()}
+
+    def _run_probes(self, params, rest, eval_data):
+        model = nnx.merge(self.graphdef, params, rest)
+        out = {}
+        for probe in self.probes:
+            out.update(probe(model, eval_data, self.preprocess))
+        return out
+
+    # ----- host side --------------------------------------------------------------------
+    def chunk_fn(self, state, num_steps: int):
+        """The compiled chunk for this length; compile time is measured here, apart from run time."""
+        if num_steps not in self._compiled:
+            t0 = time.perf_counter()
+            self._compiled[num_steps] = self._chunk.lower(
+                state, self.train_data, self.keys, num_steps
+            ).compile()
+            self.compile_seconds += time.perf_counter() - t0
+        return self._compiled[num_steps]
+
+    def evaluate(self, state) -> dict[str, float]:
+        record = {}
+        for name, split in self.eval_data.items():
+            for k, v in self._eval(state["params"], state["rest"], split).items():
+                record[f"{name}/{k}"] = v
+        if self.probes:
+            record.update({f"probe/{k}": v for k, v in
+                           self._probe(state["params"], state["rest"], self.eval_data).items()})
+        return jax.device_get(record)
+
+    def fit(
+        self,
+        state,
+        total_steps: int,
+        *,
+        chunk_steps: int,
+        eval_every: int,
+        history: list | None = None,
+        callbacks: Sequence[Callable] = (),
+    ):
+        """Train from state['step'] to total_steps. Calls each callback(step, state, record)
+        at every chunk boundary; record holds train metrics and, at eval points, eval metrics.
+        Records are appended to `history` in place, so callbacks (checkpoints) see them."""
+        if eval_every % chunk_steps:
+            raise ValueError(f"train.eval_every={eval_every} must be a multiple of "
+                             f"train.chunk_steps={chunk_steps}")
+        history = [] if history is None else history
+        step = int(state["step"])
+        timing = {"train_seconds": 0.0, "eval_seconds": 0.0, "steps": total_steps - step}
+        if step == 0 and not history:
+            t0 = time.perf_counter()
+            record = {"step": 0, **_to_python(self.evaluate(state))}
+            timing["eval_seconds"] += time.perf_counter() - t0
+            history.append(record)
+            for callback in callbacks:
+                callback(0, state, record)
+        while step < total_steps:
+            num_steps = min(chunk_steps - step % chunk_steps, total_steps - step)
+            chunk = self.chunk_fn(state, num_steps)
+            t0 = time.perf_counter()
+            state, summary = chunk(state, self.train_data, self.keys)
+            summary = jax.device_get(summary)  # the one host sync per chunk
+            timing["train_seconds"] += time.perf_counter() - t0
+            step += num_steps
+            bad = int(summary.pop("first_nonfinite_step"))
+            if bad >= 0:
+                raise NonFiniteLossError(
+                    f"training loss became NaN/inf at step {bad}. Lower the learning rate "
+                    "(optim.lr), check the data normalization, or try another seed."
+                )
+            record = {"step": step, **_to_python(summary)}
+            if step % eval_every == 0 or step == total_steps:
+                t0 = time.perf_counter()
+                record.update(_to_python(self.evaluate(state)))
+                timing["eval_seconds"] += time.perf_counter() - t0
+            history.append(record)
+            for callback in callbacks:
+                callback(step, state, record)
+        return state, history, timing
+
+
+def _to_python(tree):
+    """Device scalars/arrays -> floats/lists, for JSON results and loggers."""
+    return {k: (np.asarray(v).tolist()) for k, v in tree.items()}

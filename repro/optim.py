@@ -1,0 +1,40 @@
+"""optax optimizers from config: learning-rate schedule, optimizer, decoupled weight decay."""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+
+def make_schedule(cfg):
+    """constant | piecewise (lr * factor at each boundary step) | cosine."""
+    kind = cfg.get("schedule", "constant")
+    if kind == "constant":
+        return optax.constant_schedule(cfg.lr)
+    if kind == "piecewise":
+        boundaries = {int(b): float(cfg.get("decay_factor", 0.1)) for b in cfg.boundaries}
+        return optax.piecewise_constant_schedule(cfg.lr, boundaries)
+    if kind == "cosine":
+        return optax.cosine_decay_schedule(cfg.lr, int(cfg.decay_steps))
+    raise ValueError(f"unknown optim.schedule {kind!r}; use constant, piecewise or cosine")
+
+
+def kernels_only(params):
+    """Weight-decay mask: matrices and conv kernels, not biases or BN scales (ndim > 1)."""
+    return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def make_optimizer(cfg) -> optax.GradientTransformation:
+    schedule = make_schedule(cfg)
+    name = cfg.name
+    if name == "sgd":
+        opt = optax.sgd(schedule, momentum=cfg.get("momentum") or None, nesterov=cfg.get("nesterov", False))
+    elif name == "adam":
+        opt = optax.adam(schedule, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999))
+    else:
+        raise ValueError(f"unknown optim.name {name!r}; use sgd or adam")
+    weight_decay = cfg.get("weight_decay", 0.0)
+    if weight_decay:
+        # L2 added to the gradient before momentum, as in the He et al. / PyTorch recipe.
+        opt = optax.chain(optax.add_decayed_weights(weight_decay, mask=kernels_only), opt)
+    return opt

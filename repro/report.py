@@ -1,0 +1,156 @@
+"""`make report`: every paper's reported numbers next to ours, with plots -> results/README.md.
+
+A paper's spec (experiments/<paper>/spec.yaml) names its variants as config overrides. Only
+results whose config hash equals that of the experiment config as it stands now count, so
+stale runs of an older config or side sweeps never leak into the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import statistics
+from pathlib import Path
+
+import yaml
+
+from repro.configuration import compose, config_hash
+from repro.results import load_results
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_specs(experiments_dir: Path = ROOT / "experiments") -> list[dict]:
+    specs = []
+    for path in sorted(experiments_dir.glob("*/spec.yaml")):
+        spec = yaml.safe_load(path.read_text())
+        spec["_dir"] = path.parent
+        specs.append(spec)
+    return specs
+
+
+def group_by_variant(spec: dict, results: list[dict]) -> dict[str, list[dict]]:
+    """{variant: [results of the current config of that variant, one per seed]}."""
+    groups = {}
+    for variant, overrides in spec["variants"].items():
+        wanted = config_hash(compose([f"experiment={spec['experiment']}", *overrides]))
+        groups[variant] = sorted((r for r in results if r.get("config_hash") == wanted),
+                                 key=lambda r: r["seed"])
+    return groups
+
+
+def value_at(result: dict, metric: str, step: int | None) -> float | None:
+    """The metric at `step` (the nearest evaluated step), or at the final evaluation."""
+    evals = [r for r in result["history"] if metric in r]
+    if not evals:
+        return None
+    if step is None:
+        return evals[-1][metric]
+    return min(evals, key=lambda r: abs(r["step"] - step))[metric]
+
+
+def summarize(values: list[float]) -> tuple[float, float, int]:
+    n = len(values)
+    return statistics.fmean(values), (statistics.stdev(values) if n > 1 else math.nan), n
+
+
+def compare(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
+    rows = []
+    for item in spec["reported"]:
+        runs = groups.get(item["variant"], [])
+        values = [v for v in (value_at(r, item["metric"], item.get("step")) for r in runs)
+                  if v is not None]
+        row = {**item, "n": len(values)}
+        if values:
+            mean, std, n = summarize(values)
+            row.update(mean=mean, std=std, diff=mean - item["value"],
+                       within=abs(mean - item["value"]) <= item["tolerance"])
+        rows.append(row)
+    return rows
+
+
+def _fmt(x: float, digits: int) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| reported number | source | paper | ours (mean ± std) | seeds | diff | tolerance "
+             "| within |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        d = r.get("digits", 4)
+        if r["n"]:
+            ours = f"{_fmt(r['mean'], d)} ± {_fmt(r['std'], d)}"
+            diff, within = f"{r['diff']:+.{d}f}", "yes" if r["within"] else "**no**"
+        else:
+            ours, diff, within = "not run", "–", "–"
+        lines.append(f"| {r['description']} | {r['source']} | {r['value']} | {ours} | {r['n']} "
+                     f"| {diff} | ±{r['tolerance']} | {within} |")
+    return "\n".join(lines)
+
+
+def paper_section(spec: dict, results_dir: Path) -> tuple[str, list[dict]]:
+    results = load_results(results_dir, spec["experiment"])
+    groups = group_by_variant(spec, results)
+    rows = compare(spec, groups)
+    used = sum(len(g) for g in groups.values())
+    figures = []
+    if spec.get("figures") and used:
+        module = importlib.import_module(spec["figures"])
+        figures = module.make_figures(groups, spec["_dir"] / "reference",
+                                      results_dir / spec["experiment"] / "figures")
+    lines = [f"## {spec['title']}", "",
+             f"{spec['paper']} — `{spec['command']}`. Spec: `experiments/{spec['_dir'].name}/spec.yaml`.",
+             ""]
+    lines.append(markdown_table(rows))
+    lines.append("")
+    if used:
+        lines.append(_provenance_line(groups))
+    ignored = len(results) - used
+    if ignored:
+        lines.append(f"{ignored} other result file(s) in results/{spec['experiment']}/ (other "
+                     "configs, e.g. sweeps) are not in this table.")
+    lines.append("")
+    for title, path in figures:
+        lines += [f"![{title}]({Path(path).relative_to(results_dir).as_posix()})", ""]
+    if spec.get("deviations"):
+        lines += ["Deviations from the paper:", ""]
+        lines += [f"- {d}" for d in spec["deviations"]] + [""]
+    return "\n".join(lines), rows
+
+
+def _provenance_line(groups: dict[str, list[dict]]) -> str:
+    runs = [r for g in groups.values() for r in g]
+    commits = sorted({(r["provenance"].get("commit") or "unknown")[:10] for r in runs})
+    devices = sorted({r["provenance"]["hardware"]["device_kind"] for r in runs})
+    wall = [r["timing"]["wall_seconds"] for r in runs]
+    return (f"From {len(runs)} runs (commits {', '.join(commits)}; devices {', '.join(devices)}; "
+            f"wall time per run {min(wall):.0f}–{max(wall):.0f} s).")
+
+
+def write_report(results_dir: Path = ROOT / "results", specs: list[dict] | None = None) -> str:
+    specs = load_specs() if specs is None else specs
+    parts = ["# Reported vs. reproduced", "",
+             "Generated by `make report` from the result files in this folder; every number of "
+             "ours comes from a run whose result file (config, commit, versions, hardware, wall "
+             "time) sits next to it. Paper values cite their table or figure.", ""]
+    all_rows = []
+    for spec in specs:
+        section, rows = paper_section(spec, results_dir)
+        parts.append(section)
+        all_rows += rows
+    text = "\n".join(parts)
+    (results_dir / "README.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    args = parser.parse_args()
+    args.results.mkdir(parents=True, exist_ok=True)
+    print(write_report(args.results))
+
+
+if __name__ == "__main__":
+    main()
