@@ -1,0 +1,73 @@
+"""Shared fixtures: a tiny learnable MNIST-format mirror written in IDX files, and config helpers."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repro.configuration import compose
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_DATA = Path(os.environ.get("REPRO_DATA_DIR") or SHARED_DATA)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">i4").tobytes()
+    return header + array.astype(np.uint8).tobytes()
+
+
+def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class k lights up a 6x6 block whose place depends on k, over uniform noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        r, c = 2 + 6 * (k // 4), 2 + 6 * (k % 4)
+        images[i, r : r + 6, c : c + 6] = 255
+    return images, labels
+
+
+def write_mnist_mirror(folder: Path, n_train=600, n_test=200, gz=True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    sums = []
+    for split, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = synthetic_digits(n, seed)
+        for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
+            name = f"{split}-{kind}-ubyte"
+            raw = idx_bytes(arr)
+            sums.append(f"{hashlib.sha256(raw).hexdigest()}  {name}")
+            (folder / (name + ".gz" if gz else name)).write_bytes(gzip.compress(raw) if gz else raw)
+    (folder / "SHA256SUMS.uncompressed").write_text("\n".join(sums) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_mnist_mirror(root / "mnist")
+    return root
+
+
+@pytest.fixture
+def run_overrides(tiny_data_dir, tmp_path):
+    """Overrides for a quick, quiet run on the tiny mirror, writing under tmp_path."""
+    return [
+        f"data.dir={tiny_data_dir}",
+        "logger.mode=disabled",
+        "progress=false",
+        f"paths.results={tmp_path / 'results'}",
+        f"paths.checkpoints={tmp_path / 'checkpoints'}",
+    ]
+
+
+def needs_real_mnist():
+    return pytest.mark.skipif(not (REAL_DATA / "mnist").is_dir(),
+                              reason=f"no MNIST mirror at {REAL_DATA}")
+
+
+__all__ = ["compose", "write_mnist_mirror", "idx_bytes", "REAL_DATA", "needs_real_mnist"]

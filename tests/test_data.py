@@ -1,0 +1,133 @@
+import gzip
+import pickle
+
+import jax
+import numpy as np
+import pytest
+from conftest import REAL_DATA, idx_bytes, needs_real_mnist, write_mnist_mirror
+
+from repro.data import DataError, load_dataset
+from repro.data.mnist import parse_idx
+from repro.data.pipeline import Preprocessor, batch_indices, random_crop_flip
+
+
+def test_idx_roundtrip():
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    np.testing.assert_array_equal(parse_idx(idx_bytes(a)), a)
+
+
+def test_idx_rejects_bad_magic_and_truncation():
+    with pytest.raises(DataError, match="magic"):
+        parse_idx(b"\x01\x02\x08\x01" + b"\x00" * 8)
+    with pytest.raises(DataError, match="truncated"):
+        parse_idx(idx_bytes(np.zeros((4, 4), np.uint8))[:-3])
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_mirror_reads_gz_and_raw(tmp_path, gz):
+    write_mnist_mirror(tmp_path / "mnist", n_train=50, n_test=20, gz=gz)
+    data = load_dataset("mnist", str(tmp_path))
+    assert data.split("train")["image"].shape == (50, 28, 28, 1)
+    assert data.split("train")["image"].dtype == np.uint8
+    assert data.split("test")["label"].shape == (20,)
+    assert data.split("test")["label"].dtype == np.int32
+    assert data.source.startswith("mirror:")
+
+
+def test_corrupt_mirror_is_a_clear_error(tmp_path):
+    folder = write_mnist_mirror(tmp_path / "mnist", n_train=50, n_test=20)
+    raw = bytearray(gzip.decompress((folder / "train-labels-idx1-ubyte.gz").read_bytes()))
+    raw[-1] ^= 1
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(DataError, match="checksum mismatch.*train-labels"):
+        load_dataset("mnist", str(tmp_path))
+
+
+def test_missing_mirror_file_says_what_to_do(tmp_path):
+    folder = write_mnist_mirror(tmp_path / "mnist", n_train=50, n_test=20)
+    (folder / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="not found.*Put the four official MNIST files"):
+        load_dataset("mnist", str(tmp_path))
+
+
+def test_unknown_dataset():
+    with pytest.raises(DataError, match="unknown data set"):
+        load_dataset("imagenet", "/nonexistent")
+
+
+def test_validation_split_is_carved_from_train(tmp_path):
+    write_mnist_mirror(tmp_path / "mnist", n_train=100, n_test=20)
+    full = load_dataset("mnist", str(tmp_path))
+    data = load_dataset("mnist", str(tmp_path), validation_size=30)
+    assert len(data.split("train")["label"]) == 70
+    np.testing.assert_array_equal(data.split("validation")["image"], full.split("train")["image"][70:])
+
+
+def _write_cifar_batch(path, n, seed):
+    rng = np.random.default_rng(seed)
+    batch = {b"batch_label": b"x", b"labels": list(rng.integers(0, 10, n)),
+             b"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8)}
+    path.write_bytes(pickle.dumps(batch))
+    return batch
+
+
+def test_cifar_reader_layout(tmp_path):
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    first = _write_cifar_batch(folder / "data_batch_1", 7, 0)
+    for i in range(2, 6):
+        _write_cifar_batch(folder / f"data_batch_{i}", 7, i)
+    _write_cifar_batch(folder / "test_batch", 5, 9)
+    data = load_dataset("cifar10", str(tmp_path))
+    train = data.split("train")
+    assert train["image"].shape == (35, 32, 32, 3) and len(data.split("test")["label"]) == 5
+    # Row layout is 1024 R, then G, then B values: pixel (0, 1) of image 0.
+    row = first[b"data"][0]
+    np.testing.assert_array_equal(train["image"][0, 0, 1], [row[1], row[1024 + 1], row[2048 + 1]])
+    (folder / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="not a CIFAR-10 python batch"):
+        load_dataset("cifar10", str(tmp_path))
+
+
+@needs_real_mnist()
+def test_real_mnist_mirror():
+    data = load_dataset("mnist", str(REAL_DATA))
+    assert data.split("train")["image"].shape == (60000, 28, 28, 1)
+    assert data.split("test")["image"].shape == (10000, 28, 28, 1)
+    assert np.bincount(data.split("test")["label"]).min() > 800
+
+
+@pytest.mark.skipif(not (REAL_DATA / "cifar10-subset").is_dir(), reason="no CIFAR-10 subset")
+def test_real_cifar10_subset_mirror():
+    data = load_dataset("cifar10", str(REAL_DATA), validation_size=85)
+    assert data.split("train")["image"].shape == (5000, 32, 32, 3)
+    assert len(data.split("test")["label"]) == 1017
+    assert set(np.unique(data.split("test")["label"])) == set(range(10))
+
+
+def test_batch_indices_permute_each_epoch_and_ignore_chunking():
+    key = jax.random.key(0)
+    n, b = 50, 10  # 5 steps per epoch
+    all_at_once = np.asarray(batch_indices(key, 0, 15, b, n))
+    for epoch in range(3):
+        assert sorted(all_at_once[5 * epoch : 5 * epoch + 5].ravel()) == list(range(n))
+    assert not np.array_equal(all_at_once[:5], all_at_once[5:10])
+    pieces = np.concatenate([np.asarray(batch_indices(key, s, 3, b, n)) for s in range(0, 15, 3)])
+    np.testing.assert_array_equal(pieces, all_at_once)
+
+
+def test_random_crop_flip_is_a_shifted_view():
+    images = np.arange(2 * 8 * 8 * 1, dtype=np.float32).reshape(2, 8, 8, 1) + 1
+    out = np.asarray(random_crop_flip(jax.random.key(3), images, pad=2))
+    assert out.shape == images.shape
+    for img, src in zip(out, images, strict=True):
+        nonzero = img[img > 0]
+        assert set(nonzero.tolist()) <= set(src.ravel().tolist())  # only original pixels or padding
+
+
+def test_preprocessor_normalizes_and_augments_only_in_training():
+    pre = Preprocessor(mean=[0.0], std=[255.0], augment="crop_flip", pad=2)
+    x = np.full((3, 8, 8, 1), 255, np.uint8)
+    np.testing.assert_allclose(pre(x, train=False), 1.0)
+    augmented = np.asarray(pre(x, key=jax.random.key(0), train=True))
+    assert augmented.min() == 0.0 and augmented.max() == 1.0  # zero padding shows up
