@@ -41,8 +41,10 @@ repro-bn-mnist: venv ## Ioffe & Szegedy 2015, Figure 1: both variants x 3 seeds,
 	$(PY) -m repro -m experiment=bn_mnist model.batchnorm=true,false seed=$(SEEDS) results.if_exists=skip
 	$(MAKE) --no-print-directory report
 
-sweep-bn-mnist: venv ## learning-rate sensitivity of Figure 1 (one seed)
+sweep-bn-mnist: venv ## sensitivity of Figure 1 to the unstated lr and init std (one seed)
 	$(PY) -m repro -m experiment=bn_mnist model.batchnorm=true,false optim.lr=0.05,0.5,1.0 results.if_exists=skip
+	$(PY) -m repro -m experiment=bn_mnist model.batchnorm=true,false model.init_std=0.05,0.07 results.if_exists=skip
+	$(MAKE) --no-print-directory report
 
 clean: ## remove run outputs (not results/)
 	rm -rf outputs multirun wandb checkpoints

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from repro.configuration import compose, config_hash
+from repro.configuration import compose, config_hash, to_dict
 from repro.results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,10 +106,11 @@ def paper_section(spec: dict, results_dir: Path) -> tuple[str, list[dict]]:
     lines.append("")
     if used:
         lines.append(_provenance_line(groups))
-    ignored = len(results) - used
-    if ignored:
-        lines.append(f"{ignored} other result file(s) in results/{spec['experiment']}/ (other "
-                     "configs, e.g. sweeps) are not in this table.")
+    others = [r for r in results if not any(r in g for g in groups.values())]
+    if others:
+        lines += ["", f"{len(others)} other result file(s) in results/{spec['experiment']}/ "
+                  "(other configs, e.g. sweeps) are not in the table above:", "",
+                  other_runs_table(spec, others)]
     lines.append("")
     for title, path in figures:
         lines += [f"![{title}]({Path(path).relative_to(results_dir).as_posix()})", ""]
@@ -117,6 +118,38 @@ def paper_section(spec: dict, results_dir: Path) -> tuple[str, list[dict]]:
         lines += ["Deviations from the paper:", ""]
         lines += [f"- {d}" for d in spec["deviations"]] + [""]
     return "\n".join(lines), rows
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
+
+
+def other_runs_table(spec: dict, results: list[dict]) -> str:
+    """Runs of configs the spec does not name: how they differ from the experiment config."""
+    base = _flatten(to_dict(compose([f"experiment={spec['experiment']}"])))
+    metric = spec.get("headline_metric", "test/accuracy")
+    by_config: dict[str, list[dict]] = {}
+    for r in results:
+        by_config.setdefault(r["config_hash"], []).append(r)
+    rows = []
+    for runs in by_config.values():
+        flat = _flatten(runs[0]["config"])
+        diff = [f"{k}={flat[k]}" for k in sorted(flat) if k in base and flat[k] != base[k]
+                and not k.startswith(("paths.", "logger.", "results.", "data.dir", "progress"))
+                and k not in ("seed",)]
+        values = [v for v in (value_at(r, metric, None) for r in runs) if v is not None]
+        mean, std, n = summarize(values) if values else (math.nan, math.nan, 0)
+        rows.append(f"| {', '.join(diff) or '(no difference in config values)'} | {n} "
+                    f"| {_fmt(mean, 4)} ± {_fmt(std, 4)} |")
+    header = [f"| differs from the experiment config in | seeds | final {metric} (mean ± std) |",
+              "|---|---|---|"]
+    return "\n".join(header + sorted(rows))
 
 
 def _provenance_line(groups: dict[str, list[dict]]) -> str:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from repro import provenance
 from repro.checkpoint import Checkpointer
 from repro.configuration import config_hash, run_name, to_dict
-from repro.data import load_dataset
+from repro.data import Dataset, load_dataset
 from repro.data.pipeline import Preprocessor
 from repro.loop import Trainer, seed_keys
 from repro.optim import make_optimizer
@@ -35,11 +35,13 @@ def _cached_dataset(name, data_dir, validation_size, limit_train):
     return load_dataset(name, data_dir, validation_size=validation_size, limit_train=limit_train)
 
 
-def build_trainer(cfg: DictConfig) -> tuple[Trainer, object]:
-    """Everything a run needs, built from the config; shared by runs, tests and benchmarks."""
+def build_trainer(cfg: DictConfig, data: Dataset | None = None) -> tuple[Trainer, Dataset]:
+    """Everything a run needs, built from the config; shared by runs, tests and benchmarks
+    (which may pass their own `data`)."""
     keys = seed_keys(cfg.seed)
-    data = _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size,
-                           cfg.data.get("limit_train"))
+    if data is None:
+        data = _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size,
+                               cfg.data.get("limit_train"))
     model = instantiate(cfg.model, rngs=nnx.Rngs(keys["init"]))
     preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.get("augment"),
                               cfg.data.get("pad", 4))

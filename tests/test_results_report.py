@@ -69,7 +69,7 @@ def test_report_table_uses_only_current_configs(tmp_path, run_overrides, monkeyp
     assert cells[5] == "2" and cells[8] == "yes"  # 2 seeds, within tolerance
     row_fast = next(line for line in text.splitlines() if line.startswith("| fast accuracy"))
     assert "not run" in row_fast
-    assert "1 other result file(s)" in text
+    assert "1 other result file(s)" in text and "optim.lr=0.05" in text
 
 
 def test_real_specs_name_existing_variants():
