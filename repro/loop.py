@@ -17,6 +17,7 @@ import optax
 from flax import nnx
 
 from repro.data.pipeline import batch_indices
+from repro.parallel import check_batch, replicate, shard_batch
 
 KEY_PURPOSES = ("init", "data", "dropout", "augment")
 
@@ -63,21 +64,25 @@ class Trainer:
         keys: dict[str, jax.Array],
         eval_batch_size: int = 1000,
         probes: Sequence[Callable] = (),
+        mesh=None,
     ):
+        check_batch(batch_size, mesh)
+        check_batch(eval_batch_size, mesh)
+        self.mesh = mesh
         self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         self.optimizer, self.objective, self.preprocess = optimizer, objective, preprocess
         self.batch_size, self.keys, self.probes = batch_size, keys, list(probes)
-        self.initial_state = {
+        self.initial_state = replicate({
             "params": params,
             "rest": rest,
             "opt_state": optimizer.init(params),
             "step": jnp.zeros((), jnp.int32),
-        }
-        # Data goes to the device once; every batch is gathered from it inside the step.
-        self.train_data = jax.device_put({k: train_split[k] for k in ("image", "label")})
+        }, mesh)
+        # Data goes to the device(s) once; every batch is gathered from it inside the step.
+        self.train_data = replicate({k: train_split[k] for k in ("image", "label")}, mesh)
         self.num_train = len(train_split["label"])
         self.eval_data = {
-            name: jax.device_put(pad_for_eval(split, eval_batch_size))
+            name: replicate(pad_for_eval(split, eval_batch_size), mesh)
             for name, split in eval_splits.items()
         }
         self._chunk = jax.jit(self._train_chunk, static_argnums=3, donate_argnums=0)
@@ -87,9 +92,13 @@ class Trainer:
         self.compile_seconds = 0.0
 
     # ----- device functions -------------------------------------------------------------
+    def gather_batch(self, data, idx):
+        """The batch at these indices, split over the data-parallel devices (if any)."""
+        return shard_batch(data["image"][idx], self.mesh), shard_batch(data["label"][idx], self.mesh)
+
     def _train_step(self, state, idx, data, keys):
         step = state["step"]
-        images, labels = data["image"][idx], data["label"][idx]
+        images, labels = self.gather_batch(data, idx)
         inputs = self.preprocess(images, key=jax.random.fold_in(keys["augment"], step), train=True)
         dropout = nnx.Rngs(dropout=jax.random.fold_in(keys["dropout"], step))
 
@@ -122,6 +131,7 @@ class Trainer:
         model = nnx.merge(self.graphdef, params, rest)
 
         def body(_, batch):
+            batch = {k: shard_batch(v, self.mesh) for k, v in batch.items()}
             inputs = self.preprocess(batch["image"], train=False)
             metrics = self.objective.per_example(model, inputs, batch["label"], train=False)
             return None, {k: (v * batch["mask"]).sum() for k, v in metrics.items()}

@@ -21,6 +21,7 @@ from repro.data import Dataset, load_dataset
 from repro.data.pipeline import Preprocessor
 from repro.loop import Trainer, seed_keys
 from repro.optim import make_optimizer
+from repro.parallel import data_mesh
 from repro.results import result_path, write_result
 from repro.tracking import Tracker
 
@@ -56,6 +57,7 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None) -> tuple[Trainer
         keys=keys,
         eval_batch_size=cfg.train.eval_batch_size,
         probes=[instantiate(p) for p in cfg.probes],
+        mesh=data_mesh(cfg.train.data_parallel),
     )
     return trainer, data
 
@@ -63,6 +65,8 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None) -> tuple[Trainer
 def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "outputs") -> dict:
     """Train one config/seed to the end (resuming if it was interrupted); return the result."""
     t_start = time.perf_counter()
+    if cfg.distributed and not jax.distributed.is_initialized():
+        jax.distributed.initialize()  # reads the cluster (e.g. SLURM) environment
     jax.config.update("jax_default_matmul_precision", cfg.precision)
     origin = provenance.collect()  # at the start: the code that runs, not what is there later
     name = run_name(cfg)
@@ -90,8 +94,10 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
             wall = elapsed.get("wall_seconds", 0.0) + time.perf_counter() - t_start
             checkpointer.save(step, state, {"history": history, "elapsed": {"wall_seconds": wall}})
 
-    tracker = Tracker(cfg.logger, to_dict(cfg), name, cfg.train.steps, int(state["step"]),
-                      run_dir, show_progress=cfg.progress)
+    lead = jax.process_index() == 0  # one process logs and writes the result
+    logger_cfg = cfg.logger if lead else {**cfg.logger, "mode": "disabled"}
+    tracker = Tracker(logger_cfg, to_dict(cfg), name, cfg.train.steps, int(state["step"]),
+                      run_dir, show_progress=cfg.progress and lead)
     try:
         state, history, timing = trainer.fit(
             state, cfg.train.steps, chunk_steps=cfg.train.chunk_steps,
@@ -122,7 +128,8 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
         "resumed": bool(elapsed),
         "provenance": origin,
     }
-    write_result(out_path, result, if_exists=cfg.results.if_exists)
+    if lead:
+        write_result(out_path, result, if_exists=cfg.results.if_exists)
     if checkpointer and not cfg.train.keep_checkpoints:
         shutil.rmtree(checkpointer.directory, ignore_errors=True)
     log.info("wrote %s: %s", out_path, {k: round(v, 5) for k, v in final.items()

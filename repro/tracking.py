@@ -11,15 +11,15 @@ class Tracker:
     def __init__(self, logger_cfg, config: dict, name: str, total_steps: int, start_step: int,
                  run_dir: str, show_progress: bool = True):
         self.run = None
-        if logger_cfg.mode != "disabled":
+        if logger_cfg["mode"] != "disabled":
             import wandb
 
             self.run = wandb.init(
-                project=logger_cfg.project,
+                project=logger_cfg["project"],
                 entity=logger_cfg.get("entity"),
                 group=logger_cfg.get("group"),
                 name=name,
-                mode=logger_cfg.mode,
+                mode=logger_cfg["mode"],
                 dir=run_dir,
                 config=config,
                 tags=list(logger_cfg.get("tags") or []),
