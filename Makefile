@@ -31,8 +31,9 @@ test-slow: venv ## the long real-data tests too
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: venv ## benchmarks: the shared loop vs a bare JAX loop
+bench: venv ## benchmarks: the shared loop vs a bare JAX loop; K seeds vmapped vs one
 	$(PY) -m bench.bn_mnist_loop
+	$(PY) -m bench.seeds_vmap
 
 report: venv ## results/README.md: reported vs reproduced, with plots
 	$(PY) -m repro.report

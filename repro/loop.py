@@ -49,11 +49,16 @@ def pad_for_eval(split: dict[str, np.ndarray], batch_size: int):
 
 
 class Trainer:
-    """Owns the jitted chunk and eval functions for one model/optimizer/data combination."""
+    """Owns the jitted chunk and eval functions for one model/optimizer/data combination.
+
+    Given a list of models (same architecture, different inits) and a list of key dicts, it
+    trains them all at once, vmapped over a leading seed axis: small models fill the device.
+    Every state leaf, metric and eval value then has that leading axis.
+    """
 
     def __init__(
         self,
-        model: nnx.Module,
+        model: nnx.Module | Sequence[nnx.Module],
         optimizer: optax.GradientTransformation,
         objective,
         preprocess: Callable,
@@ -61,7 +66,7 @@ class Trainer:
         eval_splits: dict[str, dict[str, np.ndarray]],
         *,
         batch_size: int,
-        keys: dict[str, jax.Array],
+        keys: dict[str, jax.Array] | Sequence[dict[str, jax.Array]],
         eval_batch_size: int = 1000,
         probes: Sequence[Callable] = (),
         mesh=None,
@@ -69,15 +74,20 @@ class Trainer:
         check_batch(batch_size, mesh)
         check_batch(eval_batch_size, mesh)
         self.mesh = mesh
-        self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         self.optimizer, self.objective, self.preprocess = optimizer, objective, preprocess
-        self.batch_size, self.keys, self.probes = batch_size, keys, list(probes)
-        self.initial_state = replicate({
-            "params": params,
-            "rest": rest,
-            "opt_state": optimizer.init(params),
-            "step": jnp.zeros((), jnp.int32),
-        }, mesh)
+        self.batch_size, self.probes = batch_size, list(probes)
+        self.stacked = not isinstance(model, nnx.Module)
+        models, key_dicts = (list(model), list(keys)) if self.stacked else ([model], [keys])
+        states = []
+        for m in models:
+            self.graphdef, params, rest = nnx.split(m, nnx.Param, ...)
+            states.append({"params": params, "rest": rest, "opt_state": optimizer.init(params),
+                           "step": jnp.zeros((), jnp.int32)})
+        if self.stacked:
+            states = [jax.tree.map(lambda *xs: jnp.stack(xs), *states)]
+            key_dicts = [{k: jnp.stack([d[k] for d in key_dicts]) for k in key_dicts[0]}]
+        self.keys = key_dicts[0]
+        self.initial_state = replicate(states[0], mesh)
         # Data goes to the device(s) once; every batch is gathered from it inside the step.
         self.train_data = replicate({k: train_split[k] for k in ("image", "label")}, mesh)
         self.num_train = len(train_split["label"])
@@ -85,9 +95,15 @@ class Trainer:
             name: replicate(pad_for_eval(split, eval_batch_size), mesh)
             for name, split in eval_splits.items()
         }
-        self._chunk = jax.jit(self._train_chunk, static_argnums=3, donate_argnums=0)
-        self._eval = jax.jit(self._evaluate)
-        self._probe = jax.jit(self._run_probes)
+        chunk, evaluate, probe = self._train_chunk, self._evaluate, self._run_probes
+        if self.stacked:  # one seed per leading index of state and keys; data shared
+            chunk = lambda state, data, keys, n: jax.vmap(  # noqa: E731
+                lambda s, k: self._train_chunk(s, data, k, n))(state, keys)
+            evaluate = jax.vmap(self._evaluate, in_axes=(0, 0, None))
+            probe = jax.vmap(self._run_probes, in_axes=(0, 0, None))
+        self._chunk = jax.jit(chunk, static_argnums=3, donate_argnums=0)
+        self._eval = jax.jit(evaluate)
+        self._probe = jax.jit(probe)
         self._compiled: dict[int, Callable] = {}
         self.compile_seconds = 0.0
 
@@ -185,7 +201,7 @@ class Trainer:
             raise ValueError(f"train.eval_every={eval_every} must be a multiple of "
                              f"train.chunk_steps={chunk_steps}")
         history = [] if history is None else history
-        step = int(state["step"])
+        step = int(np.max(state["step"]))
         timing = {"train_seconds": 0.0, "eval_seconds": 0.0, "steps": total_steps - step}
         if step == 0 and not history:
             t0 = time.perf_counter()
@@ -202,11 +218,12 @@ class Trainer:
             summary = jax.device_get(summary)  # the one host sync per chunk
             timing["train_seconds"] += time.perf_counter() - t0
             step += num_steps
-            bad = int(summary.pop("first_nonfinite_step"))
-            if bad >= 0:
+            bad = np.asarray(summary.pop("first_nonfinite_step")).reshape(-1)
+            if (bad >= 0).any():
+                which = f" (seed index {int(np.argmax(bad >= 0))})" if self.stacked else ""
                 raise NonFiniteLossError(
-                    f"training loss became NaN/inf at step {bad}. Lower the learning rate "
-                    "(optim.lr), check the data normalization, or try another seed."
+                    f"training loss became NaN/inf at step {int(bad[bad >= 0].min())}{which}. Lower "
+                    "the learning rate (optim.lr), check the data normalization, or try another seed."
                 )
             record = {"step": step, **_to_python(summary)}
             if step % eval_every == 0 or step == total_steps:

@@ -81,3 +81,30 @@ def test_resume_after_interrupt_equals_uninterrupted_run(run_overrides, tmp_path
     assert resumed["resumed"]
     assert [r["step"] for r in resumed["history"]] == [r["step"] for r in straight["history"]]
     assert resumed["final"] == straight["final"]  # bitwise-equal numbers on CPU
+
+
+def test_vmapped_seeds_equal_separate_runs():
+    images, labels = synthetic_digits(300, 0)
+    split = {"image": images[..., None], "label": labels.astype(np.int32)}
+
+    def parts(seed):
+        keys = seed_keys(seed)
+        model = MLP(784, [32], 10, activation="relu", batchnorm=True, rngs=nnx.Rngs(keys["init"]))
+        return model, keys
+
+    def trainer(models, keys):
+        return Trainer(models, optax.sgd(0.5), Classification(), Preprocessor([0.0], [255.0]),
+                       split, {"test": split}, batch_size=20, keys=keys, eval_batch_size=128)
+
+    seeds = (0, 1, 2)
+    together = trainer(*zip(*[parts(s) for s in seeds], strict=True))
+    state, history, _ = together.fit(together.initial_state, 40, chunk_steps=20, eval_every=20)
+    assert np.asarray(history[-1]["test/loss"]).shape == (3,)
+    for i, seed in enumerate(seeds):
+        alone = trainer(*parts(seed))
+        state_i, history_i, _ = alone.fit(alone.initial_state, 40, chunk_steps=20, eval_every=20)
+        for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(state_i), strict=True):
+            np.testing.assert_allclose(np.asarray(a)[i], b, rtol=1e-4, atol=1e-5)
+        assert history[-1]["test/loss"][i] == pytest.approx(history_i[-1]["test/loss"], rel=1e-4)
+    losses = history[-1]["test/loss"]
+    assert len(set(np.round(losses, 6))) == 3  # the seeds really differ
