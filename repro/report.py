@@ -142,7 +142,7 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
         flat = _flatten(runs[0]["config"])
         diff = [f"{k}={flat[k]}" for k in sorted(flat) if k in base and flat[k] != base[k]
                 and not k.startswith(("paths.", "logger.", "results.", "data.dir", "progress"))
-                and k not in ("seed",)]
+                and k not in ("seed", "tag")]
         values = [v for v in (value_at(r, metric, None) for r in runs) if v is not None]
         mean, std, n = summarize(values) if values else (math.nan, math.nan, 0)
         rows.append(f"| {', '.join(diff) or '(no difference in config values)'} | {n} "
