@@ -134,6 +134,7 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
     """Runs of configs the spec does not name: how they differ from the experiment config."""
     base = _flatten(to_dict(compose([f"experiment={spec['experiment']}"])))
     metric = spec.get("headline_metric", "test/accuracy")
+    steps = spec.get("sweep_steps", [None])  # where to read the metric; None = final
     by_config: dict[str, list[dict]] = {}
     for r in results:
         by_config.setdefault(r["config_hash"], []).append(r)
@@ -143,12 +144,16 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
         diff = [f"{k}={flat[k]}" for k in sorted(flat) if k in base and flat[k] != base[k]
                 and not k.startswith(("paths.", "logger.", "results.", "data.dir", "progress"))
                 and k not in ("seed", "tag")]
-        values = [v for v in (value_at(r, metric, None) for r in runs) if v is not None]
-        mean, std, n = summarize(values) if values else (math.nan, math.nan, 0)
-        rows.append(f"| {', '.join(diff) or '(no difference in config values)'} | {n} "
-                    f"| {_fmt(mean, 4)} ± {_fmt(std, 4)} |")
-    header = [f"| differs from the experiment config in | seeds | final {metric} (mean ± std) |",
-              "|---|---|---|"]
+        cells = []
+        for step in steps:
+            values = [v for v in (value_at(r, metric, step) for r in runs) if v is not None]
+            mean, std, _ = summarize(values) if values else (math.nan, math.nan, 0)
+            cells.append(f"{_fmt(mean, 4)} ± {_fmt(std, 4)}")
+        rows.append(f"| {', '.join(diff) or '(no difference in config values)'} | {len(runs)} "
+                    f"| {' | '.join(cells)} |")
+    columns = [f"{metric} at {'the end' if s is None else f'step {s}'}" for s in steps]
+    header = [f"| differs from the experiment config in | seeds | {' | '.join(columns)} |",
+              "|---|---|" + "---|" * len(steps)]
     return "\n".join(header + sorted(rows))
 
 
