@@ -9,9 +9,10 @@ from conftest import REAL_DATA, needs_real_mnist
 from flax import nnx
 from hydra.utils import instantiate
 
-from experiments.vardrop.gradient_variance import weight_gradient_variance
+from experiments.vardrop.gradient_variance import GradientVariance, weight_gradient_variance
 from repro.configuration import compose
 from repro.data import load_dataset
+from repro.loop import pad_for_eval
 from repro.models.vardrop import METHODS, DropoutMLP, _sample_b, neg_kl
 from repro.run import build_trainer, run
 
@@ -60,6 +61,17 @@ def test_local_reparameterization_has_lower_gradient_variance_than_one_weight_sa
     for where in ("top", "bottom"):
         assert var["local"][where] < var["shared"][where]
         assert var["local"][where] < var["per_example"][where]
+
+
+def test_gradient_variance_probe_reports_every_estimator_and_ignores_eval_padding():
+    x, y = _toy_data(n=250)
+    split = pad_for_eval({"image": np.asarray(x), "label": np.asarray(y)}, 100)  # 50 padded rows
+    model = DropoutMLP(30, 16, 10, dropout="variational_b", num_layers=1, rngs=nnx.Rngs(0))
+    probe = GradientVariance(draws=4, batch_size=20, num_train=1000)
+    out = jax.device_get(jax.jit(lambda d: probe(model, d, lambda im, train: im))({"validation": split}))
+    assert set(out) == {f"gradvar_{e}_{w}" for e in ("local", "per_example", "shared", "none")
+                        for w in ("top", "bottom")}
+    assert all(np.isfinite(v) and v > 0 for v in out.values())
 
 
 @pytest.mark.parametrize("method", ["variational_a", "variational_b"])
