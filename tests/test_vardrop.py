@@ -1,6 +1,8 @@
 """Variational dropout (Kingma et al. 2015): KL fit, local reparameterization, gradient
 variance, alpha cap, short real-MNIST runs of every method, CIFAR-10 convnet shapes."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -102,11 +104,16 @@ def test_each_method_learns_real_mnist_in_400_steps(method, tmp_path):
     assert result["final"]["validation/accuracy"] > 0.88
 
 
+@functools.cache
+def _cifar_subset_images():
+    return load_dataset("cifar10", str(REAL_DATA)).split("test")["image"][:4]  # read once
+
+
 @pytest.mark.skipif(not (REAL_DATA / "cifar10-subset").is_dir(), reason="no CIFAR-10 subset")
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_cifar10_convnet_shapes_on_the_subset(k):
     cfg = compose(["experiment=vardrop_cifar10", f"data.dir={REAL_DATA}", f"model.k={k}"])
-    images = load_dataset("cifar10", str(REAL_DATA)).split("test")["image"][:4]
+    images = _cifar_subset_images()
     model = instantiate(cfg.model, rngs=nnx.Rngs(0))
     x = jnp.asarray(images, jnp.float32) / 255.0
     assert model(x, train=True, rngs=nnx.Rngs(dropout=1)).shape == (4, 10)
