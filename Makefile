@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 SEEDS ?= 0,1,2
 
-.PHONY: help venv test test-slow lint bench report repro-bn-mnist sweep-bn-mnist clean
+.PHONY: help venv test test-slow lint bench report repro-bn-mnist sweep-bn-mnist repro-vardrop bench-vardrop clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,3 +49,15 @@ sweep-bn-mnist: venv ## sensitivity of Figure 1 to the unstated lr and init std 
 
 clean: ## remove run outputs (not results/)
 	rm -rf outputs multirun wandb checkpoints
+
+VARDROP_METHODS ?= none,binary,gaussian_a,gaussian_b,variational_a,variational_a2,variational_b
+VARDROP_SIZES ?= 100,250,500,750,1000,1250
+
+repro-vardrop: venv ## Kingma et al. 2015, Figure 1(a) grid (methods x sizes x seeds) + Table 1, then the report
+	$(PY) -m repro -m experiment=vardrop_mnist model.dropout=$(VARDROP_METHODS) model.hidden=$(VARDROP_SIZES) seed=$(SEEDS) results.if_exists=skip
+	$(PY) -m repro experiment=vardrop_mnist model.dropout=variational_b model.hidden=100 results.if_exists=skip \
+	  'probes=[{_target_:experiments.vardrop.gradient_variance.GradientVariance,draws:20,batch_size:100,split:validation,num_train:50000}]'
+	$(MAKE) --no-print-directory report
+
+bench-vardrop: venv ## step time of each dropout method vs no dropout (target <= 2x), and of each Table-1 estimator
+	$(PY) -m experiments.vardrop.bench --hidden 100 1000

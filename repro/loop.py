@@ -116,9 +116,11 @@ class Trainer:
         step = state["step"]
         images, labels = self.gather_batch(data, idx)
         inputs = self.preprocess(images, key=jax.random.fold_in(keys["augment"], step), train=True)
-        dropout = nnx.Rngs(dropout=jax.random.fold_in(keys["dropout"], step))
+        dropout_key = jax.random.fold_in(keys["dropout"], step)
 
         def loss_fn(params):
+            # Rngs made inside the differentiated trace: drawing a key mutates its counter.
+            dropout = nnx.Rngs(dropout=dropout_key)
             # Fresh Variables for the non-param state, so BN can update them in this trace.
             model = nnx.merge(self.graphdef, params, jax.tree.map(lambda a: a, state["rest"]))
             loss, metrics = self.objective.train_loss(model, inputs, labels, rngs=dropout)

@@ -1,0 +1,71 @@
+"""Step time of every dropout method vs the no-dropout net, and time per epoch of each Table-1
+gradient estimator for variational B, on the shared training loop (the real run's code path).
+
+    python -m experiments.vardrop.bench --hidden 100 1000 --steps 200
+Target: every method within 2x the no-dropout step time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+
+from repro.configuration import compose
+from repro.models.vardrop import ESTIMATORS, METHODS
+from repro.run import build_trainer
+
+
+def step_seconds(overrides: list[str], steps: int, repeats: int = 3) -> float:
+    """Best-of-`repeats` seconds per step of one compiled chunk of `steps` steps."""
+    cfg = compose(["experiment=vardrop_mnist", "logger.mode=disabled", *overrides])
+    jax.config.update("jax_default_matmul_precision", cfg.precision)
+    trainer, _ = build_trainer(cfg)
+    state = trainer.initial_state
+    chunk = trainer.chunk_fn(state, steps)
+    state, out = chunk(state, trainer.train_data, trainer.keys)  # warm-up
+    jax.block_until_ready(out)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        state, out = chunk(state, trainer.train_data, trainer.keys)
+        jax.block_until_ready(out)
+        best = min(best, (time.perf_counter() - t0) / steps)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--skip-estimators", action="store_true")
+    parser.add_argument("--skip-methods", action="store_true", help="only the base net and estimators")
+    args = parser.parse_args()
+    rows = []
+    for hidden in args.hidden:
+        base = None
+        for method in METHODS[:1] if args.skip_methods else METHODS:
+            t = step_seconds([f"model.hidden={hidden}", f"model.dropout={method}"], args.steps)
+            base = base or t  # METHODS starts with 'none'
+            rows.append({"hidden": hidden, "method": method, "ms_per_step": 1e3 * t, "ratio": t / base})
+            print(json.dumps(rows[-1]), flush=True)
+        if args.skip_estimators:
+            continue
+        steps_per_epoch = 50000 // 100
+        for est in ESTIMATORS:
+            # A weight sample per example is ~100-600x slower: time it on a few steps only.
+            few = est == "per_example"
+            t = step_seconds([f"model.hidden={hidden}", "model.dropout=variational_b",
+                              f"model.estimator={est}"], max(args.steps // 10, 5) if few else args.steps,
+                             repeats=1 if few else 3)
+            rows.append({"hidden": hidden, "estimator": est, "ms_per_step": 1e3 * t,
+                         "seconds_per_epoch": t * steps_per_epoch, "ratio": t / base})
+            print(json.dumps(rows[-1]), flush=True)
+    ok = all(r["ratio"] <= 2.0 for r in rows if "method" in r)
+    print(f"every method within 2x of no dropout: {ok}")
+
+
+if __name__ == "__main__":
+    main()
