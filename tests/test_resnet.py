@@ -140,7 +140,8 @@ def test_bfloat16_compute_keeps_float32_params():
                     reason=f"no CIFAR-10 mirror under {REAL_DATA}")
 def test_short_real_cifar10_run_learns(run_overrides):
     """A narrow 8-layer ResNet, 200 steps of batch 32 on 5000 subset images (no augmentation, to
-    learn fast): measured 0.xx test accuracy (seed 0) on the 1017 subset test images."""
+    learn fast): measured 0.356 test accuracy (seed 0; chance 0.1) on the 1017 subset test images.
+    A smoke test only: subset numbers are never a reproduction."""
     cfg = compose(["experiment=resnet_cifar10", *run_overrides, f"data.dir={REAL_DATA}",
                    "model.depth=8", "model.widths=[8,16,32]", "data.validation_size=85",
                    "data.augment=null", "data.eval_splits=[test]", "train.batch_size=32",
