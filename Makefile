@@ -7,10 +7,11 @@ PY := $(VENV)/bin/python
 export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 SEEDS ?= 0,1,2
 
-.PHONY: help venv test test-slow lint bench report repro-bn-mnist sweep-bn-mnist repro-vardrop bench-vardrop clean
+.PHONY: help venv test test-slow lint bench bench-resnet bench-vardrop report repro-bn-mnist \
+	sweep-bn-mnist repro-resnet-cifar10 repro-vardrop clean
 
 help: ## list targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -45,6 +46,22 @@ repro-bn-mnist: venv ## Ioffe & Szegedy 2015, Figure 1: both variants x 3 seeds,
 sweep-bn-mnist: venv ## sensitivity of Figure 1 to the unstated lr and init std (one seed)
 	$(PY) -m repro -m experiment=bn_mnist model.batchnorm=true,false optim.lr=0.05,0.5,1.0 results.if_exists=skip
 	$(PY) -m repro -m experiment=bn_mnist model.batchnorm=true,false model.init_std=0.05,0.07 results.if_exists=skip
+	$(MAKE) --no-print-directory report
+
+bench-resnet: venv ## CIFAR ResNet training images/s: the shared loop vs a bare flax/optax step
+	$(PY) -m bench.resnet_cifar10 $(BENCH_ARGS)
+
+# He et al. 2015 CIFAR-10. Needs the full CIFAR-10 (<data dir>/cifar10/cifar-10-batches-py; the
+# 10% subset is for tests only) and a GPU to be practical (hours per run on one GPU, weeks on CPU).
+# ResNet-1202 is left out (large GPU); see experiments/resnet_cifar10/spec.yaml.
+RESNET110_SEEDS ?= 0,1,2,3,4
+repro-resnet-cifar10: venv ## He et al. 2015, Table 6 / Fig. 6: ResNet-20..110 and plain-20..56, then the report
+	@test -d "$(REPRO_DATA_DIR)/cifar10/cifar-10-batches-py" || { echo "need the full CIFAR-10 in" \
+		"$(REPRO_DATA_DIR)/cifar10/cifar-10-batches-py (set REPRO_DATA_DIR)"; exit 1; }
+	$(PY) -m repro -m experiment=resnet_cifar10 model.depth=20,32,44,56 model.shortcut=A,plain \
+		seed=$(SEEDS) results.if_exists=skip
+	$(PY) -m repro -m experiment=resnet_cifar10 model.depth=110 optim.warmup_steps=400 \
+		seed=$(RESNET110_SEEDS) results.if_exists=skip
 	$(MAKE) --no-print-directory report
 
 clean: ## remove run outputs (not results/)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
-def make_schedule(cfg):
-    """constant | piecewise (lr * factor at each boundary step) | cosine."""
+def _base_schedule(cfg):
     kind = cfg.get("schedule", "constant")
     if kind == "constant":
         return optax.constant_schedule(cfg.lr)
@@ -19,9 +19,27 @@ def make_schedule(cfg):
     raise ValueError(f"unknown optim.schedule {kind!r}; use constant, piecewise or cosine")
 
 
+def make_schedule(cfg):
+    """constant | piecewise (lr * factor at each boundary step) | cosine, optionally preceded by
+    a constant warm-up: `warmup_lr` for steps < `warmup_steps` (He et al.'s ResNet-110 recipe).
+
+    The warm-up replaces the first steps instead of shifting the schedule (unlike
+    optax.join_schedules), so piecewise boundaries stay at their absolute steps.
+    """
+    base = _base_schedule(cfg)
+    warmup_steps = int(cfg.get("warmup_steps") or 0)
+    if not warmup_steps:
+        return base
+    warmup_lr = float(cfg.warmup_lr)
+    return lambda step: jnp.where(step < warmup_steps, warmup_lr, base(step))
+
+
 def kernels_only(params):
     """Weight-decay mask: matrices and conv kernels, not biases or BN scales (ndim > 1)."""
     return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+DECAY_MASKS = {"kernels": kernels_only, "all": None}  # None: decay every parameter
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:
@@ -36,5 +54,8 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
     weight_decay = cfg.get("weight_decay", 0.0)
     if weight_decay:
         # L2 added to the gradient before momentum, as in the He et al. / PyTorch recipe.
-        opt = optax.chain(optax.add_decayed_weights(weight_decay, mask=kernels_only), opt)
+        mask_name = cfg.get("weight_decay_mask", "kernels")
+        if mask_name not in DECAY_MASKS:
+            raise ValueError(f"unknown optim.weight_decay_mask {mask_name!r}; use kernels or all")
+        opt = optax.chain(optax.add_decayed_weights(weight_decay, mask=DECAY_MASKS[mask_name]), opt)
     return opt
