@@ -104,17 +104,22 @@ def read_csv(name: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def add_error_row(spec: dict, method: str, key: str, short: str, size, value, source: str) -> None:
+    """One Figure-1 cell: a variant (method x size) and its reported final test error."""
+    name = f"{method}_{short}{size}"
+    spec["variants"][name] = [f"model.dropout={method}", f"model.{key}={size}"]
+    spec["reported"].append({
+        "description": f"test error %, {method}, {short}={size}", "variant": name,
+        "metric": "test/error_percent", "step": None, "value": float(value),
+        "tolerance": FIGURE1_TOLERANCE, "source": source, "digits": 2})
+
+
 def mnist_spec() -> dict:
     spec = {**MNIST_BODY, "variants": {}, "reported": []}
     for row in read_csv("figure1_mnist.csv"):
         method = MNIST_METHODS[row.pop("method")]
         for hidden, value in row.items():
-            name = f"{method}_h{hidden}"
-            spec["variants"][name] = [f"model.dropout={method}", f"model.hidden={hidden}"]
-            spec["reported"].append({
-                "description": f"test error %, {method}, h={hidden}", "variant": name,
-                "metric": "test/error_percent", "step": None, "value": float(value),
-                "tolerance": FIGURE1_TOLERANCE, "source": "Figure 1(a)", "digits": 2})
+            add_error_row(spec, method, "hidden", "h", hidden, value, "Figure 1(a)")
     spec["variants"][TABLE1_VARIANT] = ["model.dropout=variational_b", "model.hidden=100", TABLE1_PROBE]
     for row in read_csv("table1_gradient_variance.csv"):
         estimator = {"local_reparameterization": "local", "separate_weight_samples": "per_example",
@@ -150,13 +155,7 @@ def cifar_spec() -> dict:
     for row in read_csv("figure1_cifar10.csv"):
         method = CIFAR_METHODS[row.pop("method")]
         for column, value in row.items():
-            k = column.split("=")[1]
-            name = f"{method}_k{k}"
-            spec["variants"][name] = [f"model.dropout={method}", f"model.k={k}"]
-            spec["reported"].append({
-                "description": f"test error %, {method}, k={k}", "variant": name,
-                "metric": "test/error_percent", "step": None, "value": float(value),
-                "tolerance": FIGURE1_TOLERANCE, "source": "Figure 1(b)", "digits": 2})
+            add_error_row(spec, method, "k", "k", column.split("=")[1], value, "Figure 1(b)")
     return spec
 
 

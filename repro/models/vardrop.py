@@ -122,6 +122,22 @@ class _NoisyNet(nnx.Module):
     def alphas(self) -> list[jax.Array]:
         return [layer.alpha() for layer in self.dense_layers()]
 
+    @staticmethod
+    def _dense_stack(sizes, dropout, input_p, hidden_p, estimator, rngs):
+        """NoisyDense layers between consecutive sizes; the first noises the input at input_p."""
+        return nnx.List([
+            NoisyDense(a, b, dropout, input_p if i == 0 else hidden_p, estimator, rngs=rngs)
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+        ])
+
+    def _dense_forward(self, h, activation, train, rngs, estimator):
+        """The dense stack with `activation` between layers (none after the logits)."""
+        for i, layer in enumerate(self.dense):
+            h = layer(h, train, rngs, estimator)
+            if i < len(self.dense) - 1:
+                h = activation(h)
+        return h
+
 
 def _kl_scale(dropout: str, kl_scale: float | None) -> float:
     return kl_scale if kl_scale is not None else (1.0 / 3.0 if dropout == "variational_a2" else 1.0)
@@ -137,18 +153,10 @@ class DropoutMLP(_NoisyNet):
         widths = [hidden] * num_layers if isinstance(hidden, int) else list(hidden)
         sizes = [in_features, *widths, num_classes]
         self.num_train, self.kl_scale = num_train, _kl_scale(dropout, kl_scale)
-        self.dense = nnx.List([
-            NoisyDense(a, b, dropout, input_p if i == 0 else hidden_p, estimator, rngs=rngs)
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
-        ])
+        self.dense = self._dense_stack(sizes, dropout, input_p, hidden_p, estimator, rngs)
 
     def __call__(self, x, train: bool = False, rngs: nnx.Rngs | None = None, estimator=None):
-        h = x.reshape(x.shape[0], -1)
-        for i, layer in enumerate(self.dense):
-            h = layer(h, train, rngs, estimator)
-            if i < len(self.dense) - 1:
-                h = jax.nn.relu(h)
-        return h
+        return self._dense_forward(x.reshape(x.shape[0], -1), jax.nn.relu, train, rngs, estimator)
 
 
 class DropoutConvNet(_NoisyNet):
@@ -168,17 +176,9 @@ class DropoutConvNet(_NoisyNet):
         ])
         flat = -(-h // 4) * -(-w // 4) * 64 * k  # 'SAME' padding, stride 2 twice
         sizes = [flat, 128 * k, 128 * k, num_classes]
-        self.dense = nnx.List([
-            NoisyDense(a, b, dropout, input_p if i == 0 else hidden_p, estimator, rngs=rngs)
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
-        ])
+        self.dense = self._dense_stack(sizes, dropout, input_p, hidden_p, estimator, rngs)
 
     def __call__(self, x, train: bool = False, rngs: nnx.Rngs | None = None, estimator=None):
         for conv in self.convs:
             x = jax.nn.softplus(conv(x))
-        h = x.reshape(x.shape[0], -1)
-        for i, layer in enumerate(self.dense):
-            h = layer(h, train, rngs, estimator)
-            if i < len(self.dense) - 1:
-                h = jax.nn.softplus(h)
-        return h
+        return self._dense_forward(x.reshape(x.shape[0], -1), jax.nn.softplus, train, rngs, estimator)
