@@ -11,8 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 # Keys that change how a run is logged, stored or chunked, not what it computes.
-NOT_HASHED = ("seed", "tag", "logger", "paths", "results", "progress", "hydra", "data.dir", "distributed",
-              "train.checkpoint_every", "train.resume", "train.keep_checkpoints",
+NOT_HASHED = ("seed", "seeds", "tag", "logger", "paths", "results", "progress", "hydra", "data.dir",
+              "distributed", "train.checkpoint_every", "train.resume", "train.keep_checkpoints",
               "train.chunk_steps", "train.data_parallel")
 
 if not OmegaConf.has_resolver("prod"):
@@ -35,8 +35,44 @@ def config_hash(cfg: DictConfig) -> str:
     return hashlib.sha1(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def config_name(cfg: DictConfig) -> str:
+    """<tag>-<hash>: names a config apart from its seed (the wandb job type of its runs)."""
+    return f"{cfg.tag}-{config_hash(cfg)}"
+
+
 def run_name(cfg: DictConfig) -> str:
-    return f"{cfg.tag}-{config_hash(cfg)}-seed{cfg.seed}"
+    return f"{config_name(cfg)}-seed{cfg.seed}"
+
+
+def seed_list(cfg: DictConfig) -> list[int] | None:
+    """cfg.seeds checked: distinct ints, or None when the run trains cfg.seed alone."""
+    seeds = cfg.get("seeds")
+    if seeds is None:
+        return None
+    if not OmegaConf.is_list(seeds):
+        raise ValueError(f"seeds={seeds!r} must be a list, e.g. seeds=[0,1,2] (or seed={seeds} "
+                         "for one seed)")
+    if not seeds:
+        raise ValueError("seeds=[] is empty: list the seeds to train together, e.g. seeds=[0,1,2], "
+                         "or leave seeds=null to train `seed` alone")
+    if any(isinstance(s, bool) or not isinstance(s, int) for s in seeds) or len(set(seeds)) < len(seeds):
+        raise ValueError(f"seeds={list(seeds)} must be distinct integers")
+    return list(seeds)
+
+
+def seed_configs(cfg: DictConfig) -> list[DictConfig]:
+    """The config of every seed a run trains: [cfg] or, for seeds=[...], one copy per seed with
+    `seed` set and `seeds` cleared, i.e. the config a separate run of that seed has (same run
+    name, hash and stored config), so the two ways of running are interchangeable."""
+    seeds = seed_list(cfg)
+    if seeds is None:
+        return [cfg]
+    members = []
+    for seed in seeds:
+        member = cfg.copy()
+        member.seed, member.seeds = seed, None
+        members.append(member)
+    return members
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:

@@ -53,7 +53,8 @@ class Trainer:
 
     Given a list of models (same architecture, different inits) and a list of key dicts, it
     trains them all at once, vmapped over a leading seed axis: small models fill the device.
-    Every state leaf, metric and eval value then has that leading axis.
+    Every state leaf, metric and eval value then has that leading axis (`seed_record` slices
+    one seed's record); `seeds` only names them in errors.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class Trainer:
         eval_batch_size: int = 1000,
         probes: Sequence[Callable] = (),
         mesh=None,
+        seeds: Sequence[int] | None = None,
     ):
         check_batch(batch_size, mesh)
         check_batch(eval_batch_size, mesh)
@@ -87,6 +89,7 @@ class Trainer:
             states = [jax.tree.map(lambda *xs: jnp.stack(xs), *states)]
             key_dicts = [{k: jnp.stack([d[k] for d in key_dicts]) for k in key_dicts[0]}]
         self.keys = key_dicts[0]
+        self.seeds = list(seeds) if seeds is not None else list(range(len(models)))  # for errors
         self.initial_state = replicate(states[0], mesh)
         # Data goes to the device(s) once; every batch is gathered from it inside the step.
         self.train_data = replicate({k: train_split[k] for k in ("image", "label")}, mesh)
@@ -222,7 +225,11 @@ class Trainer:
             step += num_steps
             bad = np.asarray(summary.pop("first_nonfinite_step")).reshape(-1)
             if (bad >= 0).any():
-                which = f" (seed index {int(np.argmax(bad >= 0))})" if self.stacked else ""
+                which = ""
+                if self.stacked:
+                    nonfinite = [self.seeds[i] for i in np.flatnonzero(bad >= 0)]
+                    which = (f" for seed(s) {nonfinite} of the seeds {self.seeds} trained together "
+                             "(vmapped; the run stops for all of them)")
                 raise NonFiniteLossError(
                     f"training loss became NaN/inf at step {int(bad[bad >= 0].min())}{which}. Lower "
                     "the learning rate (optim.lr), check the data normalization, or try another seed."
@@ -236,6 +243,12 @@ class Trainer:
             for callback in callbacks:
                 callback(step, state, record)
         return state, history, timing
+
+
+def seed_record(record: dict, index: int) -> dict:
+    """One seed's slice of a history record of vmapped seeds (every value but the step has a
+    leading seed axis): the record a separate run of that seed would have."""
+    return {k: v if k == "step" else v[index] for k, v in record.items()}
 
 
 def _to_python(tree):

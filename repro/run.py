@@ -10,16 +10,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
+import numpy as np
 from flax import nnx
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from repro import provenance
 from repro.checkpoint import Checkpointer
-from repro.configuration import config_hash, run_name, to_dict
+from repro.configuration import config_hash, config_name, run_name, seed_configs, to_dict
 from repro.data import Dataset, load_dataset
 from repro.data.pipeline import Preprocessor
-from repro.loop import Trainer, seed_keys
+from repro.loop import Trainer, seed_keys, seed_record
 from repro.optim import make_optimizer
 from repro.parallel import data_mesh
 from repro.results import result_path, write_result
@@ -36,18 +37,20 @@ def _cached_dataset(name, data_dir, validation_size, limit_train):
     return load_dataset(name, data_dir, validation_size=validation_size, limit_train=limit_train)
 
 
-def build_trainer(cfg: DictConfig, data: Dataset | None = None) -> tuple[Trainer, Dataset]:
+def build_trainer(cfg: DictConfig, data: Dataset | None = None,
+                  seeds: list[int] | None = None) -> tuple[Trainer, Dataset]:
     """Everything a run needs, built from the config; shared by runs, tests and benchmarks
-    (which may pass their own `data`)."""
-    keys = seed_keys(cfg.seed)
+    (which may pass their own `data`). With `seeds`, one model per seed, trained vmapped."""
     if data is None:
         data = _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size,
                                cfg.data.get("limit_train"))
-    model = instantiate(cfg.model, rngs=nnx.Rngs(keys["init"]))
+    keys = [seed_keys(s) for s in seeds] if seeds is not None else seed_keys(cfg.seed)
+    models = [instantiate(cfg.model, rngs=nnx.Rngs(k["init"]))
+              for k in (keys if seeds is not None else [keys])]
     preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.get("augment"),
                               cfg.data.get("pad", 4))
     trainer = Trainer(
-        model,
+        models if seeds is not None else models[0],
         make_optimizer(cfg.optim),
         instantiate(cfg.objective),
         preprocess,
@@ -58,35 +61,60 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None) -> tuple[Trainer
         eval_batch_size=cfg.train.eval_batch_size,
         probes=[instantiate(p) for p in cfg.probes],
         mesh=data_mesh(cfg.train.data_parallel),
+        seeds=seeds,
     )
     return trainer, data
 
 
-def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "outputs") -> dict:
-    """Train one config/seed to the end (resuming if it was interrupted); return the result."""
+def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "outputs"):
+    """Train one config to the end (resuming if it was interrupted) and write its result file.
+
+    With seeds=[a, b, ...] the seeds train together, vmapped over a leading seed axis in one jit,
+    and each seed's result file is the one a separate run of it writes (name, config, hash).
+    Returns the result dict, or for seeds=[...] the list of them ({"skipped": path} for seeds
+    results.if_exists=skip left out)."""
     t_start = time.perf_counter()
+    members = seed_configs(cfg)  # checks seeds
+    stacked = cfg.seeds is not None
+    if cfg.distributed and stacked:
+        raise ValueError("seeds=[...] (vmapped seeds) with distributed=true is not supported (not "
+                         "tested across hosts): sweep seeds as separate jobs instead, e.g. -m seed=0,1,2")
     if cfg.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()  # reads the cluster (e.g. SLURM) environment
     jax.config.update("jax_default_matmul_precision", cfg.precision)
     origin = provenance.collect()  # at the start: the code that runs, not what is there later
-    name = run_name(cfg)
-    out_path = result_path(cfg.paths.results, cfg.experiment_name, name)
-    if out_path.exists() and cfg.results.if_exists == "skip":
-        log.warning("%s exists: skipping this run (results.if_exists=skip)", out_path)
-        return {"skipped": str(out_path)}
-    if out_path.exists() and cfg.results.if_exists != "overwrite":
-        write_result(out_path, {}, if_exists="error")  # raises with the how-to-fix message
+    outcome, todo = {}, []
+    for member in members:  # before any training: skip or refuse seeds that have a result
+        path = result_path(cfg.paths.results, cfg.experiment_name, run_name(member))
+        if path.exists() and cfg.results.if_exists == "skip":
+            log.warning("%s exists: skipping seed %d (results.if_exists=skip)", path, member.seed)
+            outcome[member.seed] = {"skipped": str(path)}
+        elif path.exists() and cfg.results.if_exists != "overwrite":
+            write_result(path, {}, if_exists="error")  # raises with the how-to-fix message
+        else:
+            todo.append(member)
+    if todo:
+        results = _train(cfg, todo, stacked, origin, callbacks, run_dir, t_start)
+        outcome.update({m.seed: r for m, r in zip(todo, results, strict=True)})
+    ordered = [outcome[m.seed] for m in members]
+    return ordered if stacked else ordered[0]
 
-    trainer, data = build_trainer(cfg)
+
+def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[dict]:
+    """Train the seeds of `members` (several only when stacked) and write a result per seed."""
+    seeds = [m.seed for m in members]
+    names = [run_name(m) for m in members]
+    # Stacked seeds share one state tree, so one checkpoint folder for the group.
+    name = f"{config_name(cfg)}-seeds{'_'.join(map(str, seeds))}" if stacked else names[0]
+    trainer, data = build_trainer(cfg, seeds=seeds if stacked else None)
     state, history, elapsed = trainer.initial_state, [], {}
     checkpointer = None
     if cfg.train.checkpoint_every:
-        ckpt_dir = Path(cfg.paths.checkpoints) / cfg.experiment_name / name
-        checkpointer = Checkpointer(ckpt_dir)
+        checkpointer = Checkpointer(Path(cfg.paths.checkpoints) / cfg.experiment_name / name)
         if cfg.train.resume and checkpointer.latest_step() is not None:
             state, extra = checkpointer.restore(state)
             history, elapsed = extra["history"], extra["elapsed"]
-            log.info("resumed %s from step %d", name, int(state["step"]))
+            log.info("resumed %s from step %d", name, int(np.max(state["step"])))
 
     def save_checkpoint(step, state, record):
         if checkpointer and step and (step % cfg.train.checkpoint_every == 0
@@ -95,9 +123,12 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
             checkpointer.save(step, state, {"history": history, "elapsed": {"wall_seconds": wall}})
 
     lead = jax.process_index() == 0  # one process logs and writes the result
-    logger_cfg = cfg.logger if lead else {**cfg.logger, "mode": "disabled"}
-    tracker = Tracker(logger_cfg, to_dict(cfg), name, cfg.train.steps, int(state["step"]),
-                      run_dir, show_progress=cfg.progress and lead)
+    logger_cfg = {**cfg.logger, "group": cfg.logger.group or cfg.experiment_name}
+    if not lead:
+        logger_cfg["mode"] = "disabled"
+    tracker = Tracker(logger_cfg, [to_dict(m) for m in members], names, cfg.train.steps,
+                      int(np.max(state["step"])), run_dir, job_type=config_name(cfg),
+                      stacked=stacked, show_progress=cfg.progress and lead, desc=name)
     try:
         state, history, timing = trainer.fit(
             state, cfg.train.steps, chunk_steps=cfg.train.chunk_steps,
@@ -109,29 +140,36 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
         if checkpointer:
             checkpointer.close()
 
-    final = next(r for r in reversed(history) if any("/" in k and not k.startswith("train/")
-                                                      for k in r))
     wall = elapsed.get("wall_seconds", 0.0) + time.perf_counter() - t_start
+    # One timing for the group: the vmapped seeds ran in the same steps.
     timing.update(compile_seconds=trainer.compile_seconds, wall_seconds=wall,
-                  steps_per_second=timing["steps"] / max(timing["train_seconds"], 1e-9))
-    result = {
-        "experiment": cfg.experiment_name,
-        "name": name,
-        "tag": cfg.tag,
-        "seed": cfg.seed,
-        "config_hash": config_hash(cfg),
-        "config": to_dict(cfg),
-        "data_source": data.source,
-        "final": final,
-        "history": history,
-        "timing": timing,
-        "resumed": bool(elapsed),
-        "provenance": origin,
-    }
-    if lead:
-        write_result(out_path, result, if_exists=cfg.results.if_exists)
+                  steps_per_second=timing["steps"] / max(timing["train_seconds"], 1e-9),
+                  vmapped_seeds=seeds if stacked else None)
+    results = []
+    for i, member in enumerate(members):
+        own = [seed_record(r, i) for r in history] if stacked else history
+        final = next(r for r in reversed(own) if any("/" in k and not k.startswith("train/")
+                                                      for k in r))
+        result = {
+            "experiment": member.experiment_name,
+            "name": names[i],
+            "tag": member.tag,
+            "seed": member.seed,
+            "config_hash": config_hash(member),
+            "config": to_dict(member),
+            "data_source": data.source,
+            "final": final,
+            "history": own,
+            "timing": timing,
+            "resumed": bool(elapsed),
+            "provenance": origin,
+        }
+        out_path = result_path(cfg.paths.results, cfg.experiment_name, names[i])
+        if lead:
+            write_result(out_path, result, if_exists=cfg.results.if_exists)
+        log.info("wrote %s: %s", out_path, {k: round(v, 5) for k, v in final.items()
+                                            if isinstance(v, float)})
+        results.append(result)
     if checkpointer and not cfg.train.keep_checkpoints:
         shutil.rmtree(checkpointer.directory, ignore_errors=True)
-    log.info("wrote %s: %s", out_path, {k: round(v, 5) for k, v in final.items()
-                                        if isinstance(v, float)})
-    return result
+    return results

@@ -2,47 +2,73 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 from tqdm.auto import tqdm
+
+from repro.loop import seed_record
+
+
+def sweep_group(experiment_name: str, sweep_dir: str | None) -> str:
+    """The default wandb group: one per sweep (<experiment>-<sweep dir name>, e.g.
+    bn_mnist-2026-01-20_12-00-00), so a sweep's runs sit together apart from other sweeps of
+    that experiment; a single run goes to the experiment's group."""
+    return f"{experiment_name}-{Path(sweep_dir).name}" if sweep_dir else experiment_name
 
 
 class Tracker:
-    """Logs each chunk's record to wandb and advances a progress bar showing steps/s."""
+    """Logs each chunk's record to wandb and advances a progress bar showing steps/s.
 
-    def __init__(self, logger_cfg, config: dict, name: str, total_steps: int, start_step: int,
-                 run_dir: str, show_progress: bool = True):
-        self.run = None
+    One wandb run per seed, named and configured as a separate run of that seed. For vmapped
+    seeds (stacked=True: every record value has a leading seed axis) each seed's run gets its
+    slice, so wandb groups and averages them like separately trained seeds; the job type is the
+    config without its seed, so each config's seeds group together within the sweep's group.
+    """
+
+    def __init__(self, logger_cfg, configs: list[dict], names: list[str], total_steps: int,
+                 start_step: int, run_dir: str, *, job_type: str | None = None, stacked: bool = False,
+                 show_progress: bool = True, desc: str | None = None):
+        self.stacked, self.runs = stacked, []
         if logger_cfg["mode"] != "disabled":
             import wandb
 
-            self.run = wandb.init(
-                project=logger_cfg["project"],
-                entity=logger_cfg.get("entity"),
-                group=logger_cfg.get("group"),
-                name=name,
-                mode=logger_cfg["mode"],
-                dir=run_dir,
-                config=config,
-                tags=list(logger_cfg.get("tags") or []),
-                reinit="finish_previous",
-            )
+            for i, (name, config) in enumerate(zip(names, configs, strict=True)):
+                self.runs.append(wandb.init(
+                    project=logger_cfg["project"],
+                    entity=logger_cfg.get("entity"),
+                    group=logger_cfg.get("group"),
+                    job_type=job_type,
+                    name=name,
+                    mode=logger_cfg["mode"],
+                    dir=run_dir,
+                    config=config,
+                    tags=list(logger_cfg.get("tags") or []),
+                    # Close a run a crashed job left open, but keep this group's earlier seeds.
+                    reinit="finish_previous" if i == 0 else "create_new",
+                ))
+        self.num_seeds = len(names)
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                        disable=not show_progress, desc=name)
+                        disable=not show_progress, desc=desc or names[0])
         self.last_step = start_step
 
     def __call__(self, step: int, state, record: dict) -> None:
-        scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"}
-        if self.run is not None:
-            self.run.log(scalars, step=step)
+        records = ([seed_record(record, i) for i in range(self.num_seeds)] if self.stacked
+                   else [record])
+        scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float)) and k != "step"}
+                   for r in records]
+        for run, values in zip(self.runs, scalars, strict=False):
+            run.log(values, step=step)
         self.bar.update(step - self.last_step)
         self.last_step = step
-        shown = {k.split("/", 1)[-1] if k.startswith("train/") else k: f"{v:.4g}"
-                 for k, v in scalars.items() if k.endswith(("loss", "accuracy"))}
+        # Vmapped seeds: the bar shows the mean over seeds.
+        shown = {k.split("/", 1)[-1] if k.startswith("train/") else k:
+                 f"{np.mean([s[k] for s in scalars]):.4g}"
+                 for k in scalars[0] if k.endswith(("loss", "accuracy"))}
         self.bar.set_postfix(shown, refresh=False)
 
-    def finish(self, summary: dict | None = None) -> None:
+    def finish(self) -> None:
         self.bar.close()
-        if self.run is not None:
-            if summary:
-                self.run.summary.update(summary)
-            self.run.finish()  # needed per job, or multirun jobs merge into one wandb run
-            self.run = None
+        for run in self.runs:
+            run.finish()  # needed per job, or multirun jobs merge into one wandb run
+        self.runs = []

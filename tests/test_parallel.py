@@ -1,4 +1,5 @@
-"""Data parallelism on 4 virtual CPU devices (a subprocess: the device count is fixed at start)."""
+"""Data parallelism on 4 virtual CPU devices (a subprocess: the device count is fixed at start),
+alone and with vmapped seeds."""
 
 import json
 import os
@@ -31,6 +32,10 @@ for parallel in (False, True):
         images_b, _ = jax.jit(trainer.gather_batch)(trainer.train_data, idx)
         out["shard_shapes"] = [list(s.data.shape) for s in images_b.addressable_shards]
         out["data_replicated"] = trainer.train_data["image"].sharding.is_fully_replicated
+        # Vmapped seeds on the mesh too: seed 0 of seeds=[0,1] is the unstacked seed-0 run.
+        stacked, _ = build_trainer(cfg, data, seeds=[0, 1])
+        _, history, _ = stacked.fit(stacked.initial_state, 60, chunk_steps=20, eval_every=20)
+        out["stacked"] = [r["train/loss"][0] for r in history[1:]] + [history[-1]["test/loss"][0]]
 print("RESULT" + json.dumps(out))
 """
 
@@ -46,7 +51,7 @@ def test_four_devices_match_one_device_and_split_the_batch(tmp_path):
     assert out["devices"] == 4
     assert out["shard_shapes"] == [[16, 28, 28, 1]] * 4  # global batch 64 split 4 ways
     assert out["data_replicated"]
-    one, four = out["False"], out["True"]
-    assert len(one) == len(four) == 4
-    for a, b in zip(one, four, strict=True):
-        assert abs(a - b) <= 1e-4 * max(1.0, abs(a))
+    one, four, stacked = out["False"], out["True"], out["stacked"]
+    assert len(one) == len(four) == len(stacked) == 4
+    for a, b, c in zip(one, four, stacked, strict=True):
+        assert abs(a - b) <= 1e-4 * max(1.0, abs(a)) and abs(a - c) <= 1e-4 * max(1.0, abs(a))
