@@ -2,6 +2,7 @@
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import repro.configuration  # noqa: F401 - registers config resolvers
@@ -10,8 +11,13 @@ import repro.configuration  # noqa: F401 - registers config resolvers
 @hydra.main(config_path="../configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from repro.run import run
+    from repro.tracking import sweep_group
 
-    run(cfg, run_dir=HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    if cfg.logger.group is None:  # a sweep's jobs share a wandb group (stored in their results)
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        cfg.logger.group = sweep_group(cfg.experiment_name, hydra_cfg.sweep.dir if multirun else None)
+    run(cfg, run_dir=hydra_cfg.runtime.output_dir)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Sweeps through Hydra launchers: the SLURM config composes; submitit's local launcher really runs."""
+"""Sweeps through Hydra launchers: the SLURM config composes; submitit's local launcher really runs
+and groups its jobs' wandb runs by sweep."""
 
 import json
 import os
@@ -32,6 +33,8 @@ def test_submitit_local_runs_a_two_job_sweep(tiny_data_dir, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    files = sorted((results / "debug").glob("*.json"))
-    assert [json.loads(f.read_text())["seed"] for f in files] == [0, 1]
-    assert len({json.loads(f.read_text())["config_hash"] for f in files}) == 1
+    found = [json.loads(f.read_text()) for f in sorted((results / "debug").glob("*.json"))]
+    assert [r["seed"] for r in found] == [0, 1]
+    assert len({r["config_hash"] for r in found}) == 1
+    # Both jobs' wandb runs are in the sweep's group: <experiment>-<sweep dir name>.
+    assert [r["config"]["logger"]["group"] for r in found] == ["debug-sweep"] * 2
