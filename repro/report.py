@@ -30,13 +30,22 @@ def load_specs(experiments_dir: Path = ROOT / "experiments") -> list[dict]:
     return specs
 
 
+def one_per_seed(runs: list[dict], tag: str | None = None) -> list[dict]:
+    """Runs sorted by seed, each seed once, so n counts seeds: a config run again under another
+    tag (not hashed) has two files per seed; the one with `tag` is kept, else the first."""
+    by_seed = {}
+    for r in sorted(runs, key=lambda r: (r["seed"], r.get("tag") != tag)):
+        by_seed.setdefault(r["seed"], r)
+    return list(by_seed.values())
+
+
 def group_by_variant(spec: dict, results: list[dict]) -> dict[str, list[dict]]:
     """{variant: [results of the current config of that variant, one per seed]}."""
     groups = {}
     for variant, overrides in spec["variants"].items():
-        wanted = config_hash(compose([f"experiment={spec['experiment']}", *overrides]))
-        groups[variant] = sorted((r for r in results if r.get("config_hash") == wanted),
-                                 key=lambda r: r["seed"])
+        cfg = compose([f"experiment={spec['experiment']}", *overrides])
+        wanted = config_hash(cfg)
+        groups[variant] = one_per_seed([r for r in results if r.get("config_hash") == wanted], cfg.tag)
     return groups
 
 
@@ -140,6 +149,7 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
         by_config.setdefault(r["config_hash"], []).append(r)
     rows = []
     for runs in by_config.values():
+        runs = one_per_seed(runs)
         flat = _flatten(runs[0]["config"])
         diff = [f"{k}={flat[k]}" for k in sorted(flat) if k in base and flat[k] != base[k]
                 and not k.startswith(("paths.", "logger.", "results.", "data.dir", "progress"))

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from repro import report
-from repro.configuration import compose
+from repro.configuration import compose, config_hash
 from repro.results import ResultExistsError, load_results, write_result
 from repro.run import run
 
@@ -79,3 +79,23 @@ def test_real_specs_name_existing_variants():
             assert item["source"] and item["tolerance"] > 0
         groups = report.group_by_variant(spec, [])
         assert set(groups) == set(spec["variants"])
+
+
+def test_report_gives_mean_std_and_the_number_of_seeds_once_each():
+    spec = {"experiment": "debug", "variants": {"base": []},
+            "reported": [{"description": "acc", "variant": "base", "metric": "test/accuracy",
+                          "step": None, "value": 0.5, "tolerance": 0.2, "source": "Table 1"}]}
+    cfg = compose(["experiment=debug"])
+
+    def result(seed, accuracy, tag=cfg.tag):
+        return {"config_hash": config_hash(cfg), "seed": seed, "tag": tag,
+                "history": [{"step": 0, "test/accuracy": 0.1}, {"step": 9, "test/accuracy": accuracy}]}
+
+    # Seed 1 also ran under another tag (not hashed): counted once, the current tag's file.
+    results = [result(1, 0.9, tag="renamed"), result(0, 0.4), result(1, 0.6), result(2, 0.5)]
+    groups = report.group_by_variant(spec, results)
+    assert [(r["seed"], r["tag"]) for r in groups["base"]] == [(0, cfg.tag), (1, cfg.tag), (2, cfg.tag)]
+    (row,) = report.compare(spec, groups)
+    assert row["n"] == 3 and row["mean"] == pytest.approx(0.5) and row["std"] == pytest.approx(0.1)
+    cells = [c.strip() for c in report.markdown_table([row]).splitlines()[-1].split("|")]
+    assert cells[4:9] == ["0.5000 ± 0.1000", "3", "+0.0000", "±0.2", "yes"]
