@@ -71,8 +71,8 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
 
     With seeds=[a, b, ...] the seeds train together, vmapped over a leading seed axis in one jit,
     and each seed's result file is the one a separate run of it writes (name, config, hash).
-    Returns the result dict, or for seeds=[...] the list of them ({"skipped": path} for seeds
-    results.if_exists=skip left out)."""
+    Returns the result dict, or for seeds=[...] the list of them, in seed order, with a
+    {"skipped": path} entry for each seed that results.if_exists=skip left out."""
     t_start = time.perf_counter()
     members = seed_configs(cfg)  # checks seeds
     stacked = cfg.seeds is not None
