@@ -66,9 +66,10 @@ def test_report_table_uses_only_current_configs(tmp_path, run_overrides, monkeyp
     assert (results_dir / "README.md").read_text() == text
     row_sgd = next(line for line in text.splitlines() if line.startswith("| final test accuracy"))
     cells = [c.strip() for c in row_sgd.split("|")]
-    assert cells[5] == "2" and cells[8] == "yes"  # 2 seeds, within tolerance
+    assert cells[5] == "partly run (2 of 3 seeds)" and cells[8] == "yes"  # within tolerance
     row_fast = next(line for line in text.splitlines() if line.startswith("| fast accuracy"))
     assert "not run" in row_fast
+    assert "2 reported numbers: 0 run with all seeds, 1 partly run, 1 not run; 1 of the 1 run within" in text
     assert "1 other result file(s)" in text and "optim.lr=0.05" in text
 
 
@@ -98,4 +99,7 @@ def test_report_gives_mean_std_and_the_number_of_seeds_once_each():
     (row,) = report.compare(spec, groups)
     assert row["n"] == 3 and row["mean"] == pytest.approx(0.5) and row["std"] == pytest.approx(0.1)
     cells = [c.strip() for c in report.markdown_table([row]).splitlines()[-1].split("|")]
-    assert cells[4:9] == ["0.5000 ± 0.1000", "3", "+0.0000", "±0.2", "yes"]
+    assert cells[4:9] == ["0.5000 ± 0.1000", "run (3 seeds)", "+0.0000", "±0.2", "yes"]
+    # A spec can ask for more seeds than ran: the row is then only partly reproduced.
+    (row,) = report.compare({**spec, "seeds_wanted": 5}, groups)
+    assert row["status"] == "partly run (3 of 5 seeds)"
