@@ -48,11 +48,20 @@ def hardware() -> dict:
     }
 
 
+def code_changes(porcelain: str) -> list[str]:
+    """Changed tracked files from `git status --porcelain`, leaving out results/: a result
+    file written or removed is an output, not a change to the code that computes."""
+    paths = [line[3:].split(" -> ")[-1] for line in porcelain.splitlines() if line.strip()]
+    return [p for p in paths if not p.startswith("results/")]
+
+
 def collect() -> dict:
     status = _git("status", "--porcelain", "--untracked-files=no")
+    changed = code_changes(status) if status is not None else None
     return {
         "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(status) if status is not None else None,
+        "dirty": bool(changed) if changed is not None else None,
+        "dirty_files": (changed or [])[:50],
         "versions": versions(),
         "hardware": hardware(),
         "jax_flags": {f: str(getattr(jax.config, f)) for f in JAX_FLAGS if hasattr(jax.config, f)},

@@ -103,3 +103,11 @@ def test_report_gives_mean_std_and_the_number_of_seeds_once_each():
     # A spec can ask for more seeds than ran: the row is then only partly reproduced.
     (row,) = report.compare({**spec, "seeds_wanted": 5}, groups)
     assert row["status"] == "partly run (3 of 5 seeds)"
+
+
+def test_provenance_dirty_counts_code_not_result_files():
+    from repro.provenance import code_changes
+
+    porcelain = " D results/x/a.json\n M results/README.md\n M repro/loop.py\nR  old.py -> new.py\n"
+    assert code_changes(porcelain) == ["repro/loop.py", "new.py"]
+    assert code_changes(" D results/x/a.json\n") == []
