@@ -70,7 +70,7 @@ def compare(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
         runs = groups.get(item["variant"], [])
         values = [v for v in (value_at(r, item["metric"], item.get("step")) for r in runs)
                   if v is not None]
-        wanted = spec.get("seeds_wanted", 3)
+        wanted = item.get("seeds_wanted", spec.get("seeds_wanted", 3))
         row = {**item, "n": len(values), "status": _status(len(values), wanted)}
         if values:
             mean, std, n = summarize(values)
