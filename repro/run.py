@@ -31,9 +31,10 @@ for _noisy in ("absl", "jax._src.xla_bridge"):  # orbax/XLA chatter at INFO leve
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_dataset(name, data_dir, validation_size, limit_train):
+def _cached_dataset(name, data_dir, validation_size, limit_train, binarize_seed=None, test_redraws=()):
     # Multirun jobs in one process share the decoded data set.
-    return load_dataset(name, data_dir, validation_size=validation_size, limit_train=limit_train)
+    return load_dataset(name, data_dir, validation_size=validation_size, limit_train=limit_train,
+                        binarize_seed=binarize_seed, test_redraws=test_redraws)
 
 
 def build_trainer(cfg: DictConfig, data: Dataset | None = None) -> tuple[Trainer, Dataset]:
@@ -41,8 +42,10 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None) -> tuple[Trainer
     (which may pass their own `data`)."""
     keys = seed_keys(cfg.seed)
     if data is None:
+        binarize = cfg.data.get("binarize") or {}  # binarized data sets only (see load_dataset)
         data = _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size,
-                               cfg.data.get("limit_train"))
+                               cfg.data.get("limit_train"), binarize.get("seed"),
+                               tuple(binarize.get("test_redraws") or ()))
     model = instantiate(cfg.model, rngs=nnx.Rngs(keys["init"]))
     preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.get("augment"),
                               cfg.data.get("pad", 4))
@@ -58,6 +61,7 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None) -> tuple[Trainer
         eval_batch_size=cfg.train.eval_batch_size,
         probes=[instantiate(p) for p in cfg.probes],
         mesh=data_mesh(cfg.train.data_parallel),
+        unroll=cfg.train.get("unroll", False),
     )
     return trainer, data
 
