@@ -79,3 +79,18 @@ def test_real_specs_name_existing_variants():
             assert item["source"] and item["tolerance"] > 0
         groups = report.group_by_variant(spec, [])
         assert set(groups) == set(spec["variants"])
+
+
+def test_report_rows_with_units_and_a_lower_is_better_metric():
+    base = {"description": "test NLL (nats per image, lower is better)", "source": "Table 4",
+            "value": 81.3, "tolerance": 1.0, "digits": 2, "units": "nats", "better": "lower"}
+    worse = {**base, "n": 1, "mean": 85.0, "std": float("nan"), "diff": 3.7, "within": False}
+    better = {**base, "n": 2, "mean": 80.8, "std": 0.1, "diff": -0.5, "within": True}
+    not_run = {**base, "n": 0}
+    lines = report.markdown_table([worse, better, not_run]).splitlines()[2:]
+    assert lines[0] == ("| test NLL (nats per image, lower is better) | Table 4 | 81.3 nats | 85.00 ± – nats "
+                        "| 1 | +3.70 (worse) | ±1.0 | **no** |")
+    assert "| 80.80 ± 0.10 nats | 2 | -0.50 (better) | ±1.0 | yes |" in lines[1]
+    assert "| 81.3 nats | not run |" in lines[2]
+    higher = {**better, "better": "higher"}
+    assert "-0.50 (worse)" in report.markdown_table([higher])
