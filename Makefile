@@ -8,7 +8,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 SEEDS ?= 0,1,2
 
 .PHONY: help venv test test-slow lint bench bench-resnet bench-vardrop report repro-bn-mnist \
-	sweep-bn-mnist repro-resnet-cifar10 repro-vardrop clean
+	sweep-bn-mnist repro-resnet-cifar10 repro-vardrop repro-pixelcnn-mnist bench-pixelcnn clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -78,3 +78,12 @@ repro-vardrop: venv ## Kingma et al. 2015, Figure 1(a) grid (methods x sizes x s
 
 bench-vardrop: venv ## step time of each dropout method vs no dropout (target <= 2x), and of each Table-1 estimator
 	$(PY) -m experiments.vardrop.bench --hidden 100 1000
+
+# van den Oord et al. 2016 PixelCNN, binarized MNIST (Table 4). One run sized for a 2-core CPU
+# (~35 min); PIXELCNN_ARGS passes overrides, e.g. PIXELCNN_ARGS="train.steps=50000 model.hidden=32".
+repro-pixelcnn-mnist: venv ## van den Oord et al. 2016, Table 4: PixelCNN test NLL (nats) on binarized MNIST, then the report
+	$(PY) -m repro experiment=pixelcnn_mnist results.if_exists=skip $(PIXELCNN_ARGS)
+	$(MAKE) --no-print-directory report
+
+bench-pixelcnn: venv ## PixelCNN training images/s on the shared loop and the time to sample 64 images
+	$(PY) -m experiments.pixelcnn_mnist.bench $(BENCH_ARGS)
