@@ -11,6 +11,17 @@ import jax.numpy as jnp
 import optax
 
 
+def mean_loss_plus_penalty(model, per_example: dict):
+    """Batch means of the per-example metrics; the loss is the mean 'loss' plus model.penalty()."""
+    metrics = {k: v.mean() for k, v in per_example.items()}
+    loss = metrics["loss"]
+    if hasattr(model, "penalty"):
+        penalty = model.penalty()
+        metrics["penalty"] = penalty
+        loss = loss + penalty
+    return loss, metrics
+
+
 class Classification:
     """Softmax cross-entropy; reports loss, accuracy and error (%)."""
 
@@ -21,14 +32,7 @@ class Classification:
         return {"loss": loss, "accuracy": correct, "error_percent": 100.0 * (1.0 - correct)}
 
     def train_loss(self, model, inputs, labels, *, rngs=None):
-        metrics = self.per_example(model, inputs, labels, train=True, rngs=rngs)
-        metrics = {k: v.mean() for k, v in metrics.items()}
-        loss = metrics["loss"]
-        if hasattr(model, "penalty"):
-            penalty = model.penalty()
-            metrics["penalty"] = penalty
-            loss = loss + penalty
-        return loss, metrics
+        return mean_loss_plus_penalty(model, self.per_example(model, inputs, labels, train=True, rngs=rngs))
 
 
 class BernoulliLikelihood:
@@ -52,6 +56,4 @@ class BernoulliLikelihood:
         return {"loss": nll, "nll_nats": nll, "bits_per_dim": nll / (num_pixels * math.log(2.0))}
 
     def train_loss(self, model, inputs, labels, *, rngs=None):
-        metrics = {k: v.mean() for k, v in
-                   self.per_example(model, inputs, labels, train=True, rngs=rngs).items()}
-        return metrics["loss"], metrics
+        return mean_loss_plus_penalty(model, self.per_example(model, inputs, labels, train=True, rngs=rngs))
