@@ -80,7 +80,7 @@ bench-vardrop: venv ## step time of each dropout method vs no dropout (target <=
 	$(PY) -m experiments.vardrop.bench --hidden 100 1000
 
 # van den Oord et al. 2016 PixelCNN, binarized MNIST (Table 4). One run sized for a 2-core CPU
-# (~35 min); PIXELCNN_ARGS passes overrides, e.g. PIXELCNN_ARGS="train.steps=50000 model.hidden=32".
+# (~30 min); PIXELCNN_ARGS passes overrides, e.g. PIXELCNN_ARGS="train.steps=50000 model.hidden=32".
 repro-pixelcnn-mnist: venv ## van den Oord et al. 2016, Table 4: PixelCNN test NLL (nats) on binarized MNIST, then the report
 	$(PY) -m repro experiment=pixelcnn_mnist results.if_exists=skip $(PIXELCNN_ARGS)
 	$(MAKE) --no-print-directory report
