@@ -11,7 +11,8 @@ SEEDS ?= 0,1,2
 ARGS ?=
 
 .PHONY: help venv test test-slow lint bench bench-resnet bench-vardrop report repro-bn-mnist \
-	sweep-bn-mnist repro-resnet-cifar10 repro-vardrop sweep-vardrop clean
+	sweep-bn-mnist repro-resnet-cifar10 repro-vardrop sweep-vardrop repro-pixelcnn-mnist \
+	bench-pixelcnn clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -93,3 +94,12 @@ sweep-vardrop: venv ## sensitivity of Figure 1(a) to the unstated Adam lr: 3e-4,
 
 bench-vardrop: venv ## step time of each dropout method vs no dropout (target <= 2x), and of each Table-1 estimator
 	$(PY) -m experiments.vardrop.bench --hidden 100 1000
+
+# van den Oord et al. 2016 PixelCNN, binarized MNIST (Table 4). One run sized for a 2-core CPU
+# (~30 min); PIXELCNN_ARGS passes overrides, e.g. PIXELCNN_ARGS="train.steps=50000 model.hidden=32".
+repro-pixelcnn-mnist: venv ## van den Oord et al. 2016, Table 4: PixelCNN test NLL (nats) on binarized MNIST, then the report
+	$(PY) -m repro experiment=pixelcnn_mnist results.if_exists=skip $(PIXELCNN_ARGS)
+	$(MAKE) --no-print-directory report
+
+bench-pixelcnn: venv ## PixelCNN training images/s on the shared loop and the time to sample 64 images
+	$(PY) -m experiments.pixelcnn_mnist.bench $(BENCH_ARGS)

@@ -13,7 +13,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 # Keys that change how a run is logged, stored or chunked, not what it computes.
 NOT_HASHED = ("seed", "seeds", "tag", "logger", "paths", "results", "progress", "hydra", "data.dir",
               "distributed", "train.checkpoint_every", "train.resume", "train.keep_checkpoints",
-              "train.chunk_steps", "train.data_parallel")
+              "train.chunk_steps", "train.data_parallel", "train.unroll")
 
 if not OmegaConf.has_resolver("prod"):
     OmegaConf.register_new_resolver("prod", lambda xs: math.prod(int(x) for x in xs))

@@ -1,11 +1,25 @@
 """What a model is trained and evaluated on. An objective maps (model, inputs, labels) to
-per-example metrics; the training loss is the mean of the 'loss' entry plus any penalty the
-model itself adds (`model.penalty()`, e.g. a KL term), so new papers need no loop changes."""
+per-example metrics (a classifier's loss and error, a density model's negative log-likelihood);
+the training loss is the mean of the 'loss' entry plus any penalty the model itself adds
+(`model.penalty()`, e.g. a KL term), so new papers need no loop changes."""
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import optax
+
+
+def mean_loss_plus_penalty(model, per_example: dict):
+    """Batch means of the per-example metrics; the loss is the mean 'loss' plus model.penalty()."""
+    metrics = {k: v.mean() for k, v in per_example.items()}
+    loss = metrics["loss"]
+    if hasattr(model, "penalty"):
+        penalty = model.penalty()
+        metrics["penalty"] = penalty
+        loss = loss + penalty
+    return loss, metrics
 
 
 class Classification:
@@ -18,11 +32,28 @@ class Classification:
         return {"loss": loss, "accuracy": correct, "error_percent": 100.0 * (1.0 - correct)}
 
     def train_loss(self, model, inputs, labels, *, rngs=None):
-        metrics = self.per_example(model, inputs, labels, train=True, rngs=rngs)
-        metrics = {k: v.mean() for k, v in metrics.items()}
-        loss = metrics["loss"]
-        if hasattr(model, "penalty"):
-            penalty = model.penalty()
-            metrics["penalty"] = penalty
-            loss = loss + penalty
-        return loss, metrics
+        return mean_loss_plus_penalty(model, self.per_example(model, inputs, labels, train=True, rngs=rngs))
+
+
+class BernoulliLikelihood:
+    """Density model of binary images: the model's output is one logit per pixel (same shape as
+    the input) and the target is the input image itself (labels are ignored). Inputs must be the
+    0/1 pixels (binarized data, mean 0, std 1). Per image it reports
+
+      nll_nats      -log p(x) = sum over pixels of the sigmoid cross-entropy, in nats
+      bits_per_dim  the same in bits per pixel (nll_nats / (num_pixels * ln 2))
+
+    and trains on the mean nll_nats over the batch. Lower is better for both."""
+
+    def per_example(self, model, inputs, labels, *, train: bool, rngs=None) -> dict:
+        logits = model(inputs, train=train, rngs=rngs).astype(jnp.float32)
+        if logits.shape != inputs.shape:
+            raise ValueError(f"a Bernoulli model must return one logit per input value: "
+                             f"logits {logits.shape} vs inputs {inputs.shape}")
+        per_pixel = optax.sigmoid_binary_cross_entropy(logits, inputs.astype(jnp.float32))
+        nll = per_pixel.reshape(len(inputs), -1).sum(-1)
+        num_pixels = per_pixel[0].size
+        return {"loss": nll, "nll_nats": nll, "bits_per_dim": nll / (num_pixels * math.log(2.0))}
+
+    def train_loss(self, model, inputs, labels, *, rngs=None):
+        return mean_loss_plus_penalty(model, self.per_example(model, inputs, labels, train=True, rngs=rngs))

@@ -72,10 +72,11 @@ def compare(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
                   if v is not None]
         wanted = item.get("seeds_wanted", spec.get("seeds_wanted", 3))
         row = {**item, "n": len(values), "status": _status(len(values), wanted)}
-        if values:
+        if values:  # a value may be quoted in the spec to print as written ("81.30")
             mean, std, n = summarize(values)
-            row.update(mean=mean, std=std, diff=mean - item["value"],
-                       within=abs(mean - item["value"]) <= item["tolerance"])
+            paper = float(item["value"])
+            row.update(mean=mean, std=std, diff=mean - paper,
+                       within=abs(mean - paper) <= item["tolerance"])
         rows.append(row)
     return rows
 
@@ -101,17 +102,30 @@ def _fmt(x: float, digits: int) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _direction(row: dict) -> str:
+    """' (better)' / ' (worse)' after the difference when the spec row says which way is good
+    (`better: lower`, e.g. a negative log-likelihood, or `better: higher`)."""
+    better, diff = row.get("better"), row.get("diff", 0.0)
+    if better not in ("lower", "higher") or not diff:
+        return ""
+    return " (better)" if (diff < 0) == (better == "lower") else " (worse)"
+
+
 def markdown_table(rows: list[dict]) -> str:
+    """One line per reported number. Optional spec keys: `digits`, `units` (printed after the
+    paper's and our values, e.g. nats) and `better` (lower | higher: labels the difference)."""
     lines = ["| reported number | source | paper | ours (mean ± std) | status | diff | tolerance "
              "| within |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         d = r.get("digits", 4)
+        units = f" {r['units']}" if r.get("units") else ""
         if r["n"]:
-            ours = f"{_fmt(r['mean'], d)} ± {_fmt(r['std'], d)}"
-            diff, within = f"{r['diff']:+.{d}f}", "yes" if r["within"] else "**no**"
+            ours = f"{_fmt(r['mean'], d)} ± {_fmt(r['std'], d)}{units}"
+            diff = f"{r['diff']:+.{d}f}{_direction(r)}"
+            within = "yes" if r["within"] else "**no**"
         else:
             ours, diff, within = "–", "–", "–"
-        lines.append(f"| {r['description']} | {r['source']} | {r['value']} | {ours} | {r['status']} "
+        lines.append(f"| {r['description']} | {r['source']} | {r['value']}{units} | {ours} | {r['status']} "
                      f"| {diff} | ±{r['tolerance']} | {within} |")
     return "\n".join(lines)
 

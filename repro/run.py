@@ -32,9 +32,10 @@ for _noisy in ("absl", "jax._src.xla_bridge"):  # orbax/XLA chatter at INFO leve
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_dataset(name, data_dir, validation_size, limit_train):
+def _cached_dataset(name, data_dir, validation_size, limit_train, binarize_seed=None, test_redraws=()):
     # Multirun jobs in one process share the decoded data set.
-    return load_dataset(name, data_dir, validation_size=validation_size, limit_train=limit_train)
+    return load_dataset(name, data_dir, validation_size=validation_size, limit_train=limit_train,
+                        binarize_seed=binarize_seed, test_redraws=test_redraws)
 
 
 def build_trainer(cfg: DictConfig, data: Dataset | None = None,
@@ -42,8 +43,10 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
     """Everything a run needs, built from the config; shared by runs, tests and benchmarks
     (which may pass their own `data`). With `seeds`, one model per seed, trained vmapped."""
     if data is None:
+        binarize = cfg.data.get("binarize") or {}  # binarized data sets only (see load_dataset)
         data = _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size,
-                               cfg.data.get("limit_train"))
+                               cfg.data.get("limit_train"), binarize.get("seed"),
+                               tuple(binarize.get("test_redraws") or ()))
     keys = [seed_keys(s) for s in seeds] if seeds is not None else seed_keys(cfg.seed)
     models = [instantiate(cfg.model, rngs=nnx.Rngs(k["init"]))
               for k in (keys if seeds is not None else [keys])]
@@ -62,6 +65,7 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
         probes=[instantiate(p) for p in cfg.probes],
         mesh=data_mesh(cfg.train.data_parallel),
         seeds=seeds,
+        unroll=cfg.train.get("unroll", False),
     )
     return trainer, data
 

@@ -108,3 +108,36 @@ def test_vmapped_seeds_equal_separate_runs():
         assert history[-1]["test/loss"][i] == pytest.approx(history_i[-1]["test/loss"], rel=1e-4)
     losses = history[-1]["test/loss"]
     assert len(set(np.round(losses, 6))) == 3  # the seeds really differ
+
+
+def test_unrolled_chunks_compute_the_same_steps():
+    a, b = make_trainer(), make_trainer()
+    b.unroll = True
+    state_a, hist_a, _ = a.fit(a.initial_state, 20, chunk_steps=10, eval_every=20)
+    state_b, hist_b, _ = b.fit(b.initial_state, 20, chunk_steps=10, eval_every=20)
+    for x, y in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    assert hist_a[-1]["test/loss"] == pytest.approx(hist_b[-1]["test/loss"], rel=1e-5)
+
+
+class CountingProbe:
+    def __init__(self, final_only):
+        self.final_only = final_only
+        self.name = "final" if final_only else "every"
+
+    def __call__(self, model, eval_data, preprocess):
+        return {self.name: eval_data["test"]["mask"].sum()}
+
+
+def test_final_only_probes_run_once_at_the_last_evaluation():
+    images, labels = synthetic_digits(100, 0)
+    split = {"image": images[..., None], "label": labels.astype(np.int32)}
+    keys = seed_keys(0)
+    model = MLP(784, [8], 10, activation="relu", rngs=nnx.Rngs(keys["init"]))
+    trainer = Trainer(model, optax.sgd(0.1), Classification(), Preprocessor([0.0], [255.0]), split,
+                      {"test": split}, batch_size=20, keys=keys, eval_batch_size=50,
+                      probes=[CountingProbe(False), CountingProbe(True)])
+    _, history, _ = trainer.fit(trainer.initial_state, 30, chunk_steps=10, eval_every=10)
+    assert [("probe/every" in r, "probe/final" in r) for r in history] == [
+        (True, False), (True, False), (True, False), (True, True)]
+    assert history[-1]["probe/final"] == 100

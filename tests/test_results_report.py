@@ -111,3 +111,20 @@ def test_provenance_dirty_counts_code_not_result_files():
     porcelain = " D results/x/a.json\n M results/README.md\n M repro/loop.py\nR  old.py -> new.py\n"
     assert code_changes(porcelain) == ["repro/loop.py", "new.py"]
     assert code_changes(" D results/x/a.json\n") == []
+
+
+def test_report_rows_with_units_and_a_lower_is_better_metric():
+    base = {"description": "test NLL (nats per image, lower is better)", "source": "Table 4",
+            "value": 81.3, "tolerance": 1.0, "digits": 2, "units": "nats", "better": "lower"}
+    worse = {**base, "n": 1, "status": "partly run (1 of 3 seeds)",
+             "mean": 85.0, "std": float("nan"), "diff": 3.7, "within": False}
+    better = {**base, "n": 2, "status": "partly run (2 of 3 seeds)",
+              "mean": 80.8, "std": 0.1, "diff": -0.5, "within": True}
+    not_run = {**base, "n": 0, "status": "not run"}
+    lines = report.markdown_table([worse, better, not_run]).splitlines()[2:]
+    assert lines[0] == ("| test NLL (nats per image, lower is better) | Table 4 | 81.3 nats | 85.00 ± – nats "
+                        "| partly run (1 of 3 seeds) | +3.70 (worse) | ±1.0 | **no** |")
+    assert "| 80.80 ± 0.10 nats | partly run (2 of 3 seeds) | -0.50 (better) | ±1.0 | yes |" in lines[1]
+    assert "| 81.3 nats | – | not run |" in lines[2]
+    higher = {**better, "better": "higher"}
+    assert "-0.50 (worse)" in report.markdown_table([higher])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,22 @@ def _carve_validation(splits: dict, size: int) -> dict:
     return splits
 
 
+def binarize(images: np.ndarray, seed: int, stream: str, chunk: int = 10_000) -> np.ndarray:
+    """uint8 intensities -> uint8 0/1 pixels drawn once: pixel ~ Bernoulli(intensity / 255).
+
+    The draw is a pure function of (seed, stream, image index, pixel): the stream (the split's
+    name) gets its own generator, so e.g. the test set's draw does not depend on the training
+    set's size. This is how Salakhutdinov & Murray (2008) binarized MNIST (stochastically, once),
+    with another random draw."""
+    rng = np.random.default_rng([seed, *stream.encode()])
+    out = np.empty(images.shape, np.uint8)
+    for start in range(0, len(images), chunk):  # float32 uniforms for 10k images at a time
+        block = images[start : start + chunk]
+        u = rng.random(block.shape, dtype=np.float32)
+        out[start : start + chunk] = u < block.astype(np.float32) / 255.0
+    return out
+
+
 def resolve_data_dir(data_dir: str | None) -> Path | None:
     """The mirror folder: the config value, else $REPRO_DATA_DIR, else None (use TFDS)."""
     data_dir = data_dir or os.environ.get("REPRO_DATA_DIR") or None
@@ -53,8 +70,16 @@ def load_dataset(
     data_dir: str | None = None,
     validation_size: int = 0,
     limit_train: int | None = None,
+    binarize_seed: int | None = None,
+    test_redraws: Sequence[int] = (),
 ) -> Dataset:
-    """Load `name` ('mnist' or 'cifar10') from a local mirror if one is given, else from TFDS."""
+    """Load `name` ('mnist' or 'cifar10') from a local mirror if one is given, else from TFDS.
+
+    binarize_seed: replace every split's images by one fixed stochastic binarization (0/1 uint8,
+    `binarize`), drawn before the validation split is carved out of train, so an image's draw
+    does not depend on validation_size or limit_train. test_redraws: for each seed s, a split
+    'test_redraw<s>' holding the test images binarized with seed s (how much the test number
+    moves with the draw)."""
     from repro.data import cifar10, mnist, tfds_source
 
     readers = {"mnist": mnist.read_mirror, "cifar10": cifar10.read_mirror}
@@ -65,6 +90,14 @@ def load_dataset(
         splits, num_classes, source = readers[name](root)
     else:
         splits, num_classes, source = tfds_source.read(name)
+    if binarize_seed is not None:
+        test = splits["test"]
+        redraws = {f"test_redraw{r}": {**test, "image": binarize(test["image"], r, "test")}
+                   for r in test_redraws}
+        splits = {s: {**split, "image": binarize(split["image"], binarize_seed, s)}
+                  for s, split in splits.items()}
+        splits.update(redraws)
+        source += f" (binarized, seed {binarize_seed})"
     if limit_train:
         splits["train"] = {k: v[:limit_train] for k, v in splits["train"].items()}
     splits = _carve_validation(splits, validation_size)
