@@ -10,6 +10,7 @@ from flax import nnx
 from hydra.utils import instantiate
 
 from repro.configuration import compose
+from repro.models import conv
 from repro.models.resnet import CifarResNet, shortcut_a
 from repro.optim import make_optimizer, make_schedule
 from repro.run import run
@@ -134,6 +135,64 @@ def test_bfloat16_compute_keeps_float32_params():
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     loss = optax.softmax_cross_entropy_with_integer_labels(out.astype(jnp.float32), jnp.zeros(2, int))
     assert np.isfinite(loss).all()
+
+
+def test_bfloat16_forward_is_close_to_float32():
+    x = jax.random.normal(jax.random.key(1), (8, 32, 32, 3))
+    for train in (True, False):
+        ref = CifarResNet(20, rngs=nnx.Rngs(0))(x, train=train)
+        bf16 = CifarResNet(20, compute_dtype="bfloat16", rngs=nnx.Rngs(0))(x, train=train)
+        err = float(jnp.abs(bf16.astype(jnp.float32) - ref).max() / jnp.abs(ref).max())
+        assert err < 0.05, (train, err)
+
+
+CONV_CASES = [  # (height, width, kernel, stride, padding)
+    (8, 8, 3, 1, ((1, 1), (1, 1))), (8, 8, 3, 2, ((1, 1), (1, 1))), (8, 8, 1, 2, ((0, 0), (0, 0))),
+    (9, 7, 3, 2, ((1, 1), (1, 1))), (9, 7, 3, 2, "SAME"), (10, 11, 3, 3, "VALID"),
+    (8, 8, 5, 2, ((2, 1), (0, 3))),
+]
+
+
+@pytest.mark.parametrize("h, w, k, stride, padding", CONV_CASES)
+def test_canonical_conv_matches_lax_values_and_gradients(h, w, k, stride, padding):
+    x = jax.random.normal(jax.random.key(0), (3, h, w, 5))
+    kernel = jax.random.normal(jax.random.key(1), (k, k, 5, 6))
+
+    def loss(x, kernel, fn):
+        y = fn(x, kernel, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+               precision="highest")
+        return (y ** 2).sum(), y
+
+    (_, y_ref), g_ref = jax.value_and_grad(loss, (0, 1), has_aux=True)(
+        x, kernel, jax.lax.conv_general_dilated)
+    (_, y), g = jax.value_and_grad(loss, (0, 1), has_aux=True)(x, kernel, conv.conv_general_dilated)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g, g_ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()))
+
+
+def test_resnet_gradients_in_a_scan_use_only_canonical_convolutions():
+    """The speed regression test: XLA:CPU's fast conv path needs NHWC/HWIO convs, and its
+    canonicalization pass skips while bodies. Every conv of a scanned training step must be
+    canonical already (b01f_01io->b01f), or the step is ~30x slower (bench/resnet_pieces.py)."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("XLA:CPU-specific")
+    model = CifarResNet(8, shortcut="B", rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def loss(p, x):
+        return nnx.merge(graphdef, p, jax.tree.map(lambda a: a, rest))(x, train=True).sum()
+
+    def body(p, x):
+        g = jax.grad(loss)(p, x)
+        return jax.tree.map(lambda a, b: a - 0.1 * b, p, g), None
+
+    xs = jnp.ones((2, 4, 32, 32, 3))  # smaller images: XLA swaps operands of convs on 2x2 maps
+    hlo = jax.jit(lambda p: jax.lax.scan(body, p, xs)[0]).lower(params).compile().as_text()
+    labels = [line.split("dim_labels=")[1].split(",")[0] for line in hlo.splitlines()
+              if " convolution(" in line]
+    assert len(labels) >= 3 * 8  # forward, input and kernel gradients of (almost) every conv
+    assert set(labels) == {"b01f_01io->b01f"}, set(labels)
 
 
 @pytest.mark.skipif(not (REAL_DATA / "cifar10-subset").is_dir() and not (REAL_DATA / "cifar10").is_dir(),
