@@ -15,8 +15,9 @@ and whose forward pass saves its input through a conv so that XLA cannot recompu
 that transpose (see `_fwd`).
 
 Same math as `jax.lax.conv_general_dilated` (tests/test_resnet.py compares values and
-gradients). Used only on the CPU backend, for 2-D NHWC/HWIO convolutions without dilation or
-feature groups; everything else (and every other backend) goes to `lax.conv_general_dilated`.
+gradients). Used only on the CPU backend, for 2-D NHWC/HWIO f32/bf16/f16 convolutions without
+dilation or feature groups; everything else (and every other backend, where the fast conv
+libraries take any layout) goes to `lax.conv_general_dilated` unchanged.
 """
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ def _is_canonical_2d(lhs, rhs, window_strides, padding, *, lhs_dilation, rhs_dil
         return False
     if any(d != 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ()))):
         return False
-    if jnp.dtype(lhs.dtype) not in (jnp.float32, jnp.float16) or lhs.dtype != rhs.dtype:
-        return False  # bf16 has no fast XLA:CPU convolution either way
+    if lhs.dtype != rhs.dtype or jnp.dtype(lhs.dtype) not in (jnp.float32, jnp.bfloat16,
+                                                               jnp.float16):
+        return False
     dims = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
     if dims != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC):
         return False
