@@ -58,7 +58,8 @@ bench-resnet: venv ## CIFAR ResNet training images/s: the shared loop vs a bare 
 	$(PY) -m bench.resnet_cifar10 $(BENCH_ARGS)
 
 # He et al. 2015 CIFAR-10. Needs the full CIFAR-10 (<data dir>/cifar10/cifar-10-batches-py; the
-# 10% subset is for tests only) and a GPU to be practical (hours per run on one GPU, weeks on CPU).
+# 10% subset is for tests only) and a GPU to be practical (hours per run on one GPU; on 2 CPU
+# cores 11-16 h per ResNet-20 run, 3-4 days per ResNet-110 run: bench/README.md).
 # ResNet-1202 is left out (large GPU); see experiments/resnet_cifar10/spec.yaml.
 RESNET110_SEEDS ?= 0,1,2,3,4
 repro-resnet-cifar10: venv ## He et al. 2015, Table 6 / Fig. 6: ResNet-20..110 and plain-20..56, then the report

@@ -8,9 +8,10 @@ in the same process. Compile time is measured apart from run time; run time is t
     python -m bench.resnet_cifar10                    # ResNet-20 (short: CPU friendly)
     python -m bench.resnet_cifar10 --depths 20 56 110 --steps 100 --repeats 5   # on a GPU
 
-On the shared 2-core CPU a ResNet-20 step at batch 128 takes ~30 s (XLA:CPU conv gradients are
-slow), so there use `--steps 1 --repeats 1` and read the ratio as rough; the >= 0.9x target is
-meant for a GPU run.
+On the shared 2-core CPU (float32): ResNet-20 / 56 / 110 train at 145-207 / 51-67 / 25-33
+images/s (0.6-0.9 / 1.9-2.5 / 3.9-5 s per step, with the load), suite / bare 0.95-1.01, compile
+4-7 / 9-15 / 23-33 s; see bench/README.md (before the canonical conv gradients of
+repro/models/conv.py a ResNet-20 step took 15-60 s).
 """
 
 from __future__ import annotations

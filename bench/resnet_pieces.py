@@ -89,19 +89,22 @@ def model_pieces(args):
         timed(in_scan(lambda im, k: aug(im, k).astype(jnp.uint8), 2), images, jax.random.key(0),
               repeats=args.repeats), 2)
 
-    variants = [(c, "A", None) for c in CONVS] + [("suite", "A", "highest"),
-                                                  ("suite", "B", None), ("suite", "plain", None)]
-    for conv_name, shortcut, precision in variants:
-        model = CifarResNet(args.depth, shortcut=shortcut, rngs=nnx.Rngs(0))
+    variants = [(c, "A", None, "float32") for c in CONVS] + [
+        ("suite", "A", "highest", "float32"), ("suite", "A", None, "bfloat16"),
+        ("suite", "B", None, "float32"), ("suite", "plain", None, "float32")]
+    for conv_name, shortcut, precision, dtype in variants:
+        model = CifarResNet(args.depth, shortcut=shortcut, compute_dtype=dtype, rngs=nnx.Rngs(0))
         for _, m in nnx.iter_graph(model):
             if isinstance(m, ConvBN):
                 m.conv.conv_general_dilated = CONVS[conv_name]
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        label = f"ResNet-{args.depth} {shortcut} [{conv_name}{', ' + precision if precision else ''}]"
+        extra = "".join(f", {v}" for v in (precision, dtype) if v not in (None, "float32"))
+        label = f"ResNet-{args.depth} {shortcut} [{conv_name}{extra}]"
 
         def loss(p, x, graphdef=graphdef, rest=rest):
             m = nnx.merge(graphdef, p, jax.tree.map(lambda a: a, rest))
-            return optax.softmax_cross_entropy_with_integer_labels(m(x, train=True), y).mean()
+            logits = m(x, train=True).astype(jnp.float32)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
         def step(x, p, o):
             g = jax.grad(loss)(p, x)
@@ -109,7 +112,7 @@ def model_pieces(args):
             return optax.apply_updates(p, u), o
 
         with jax.default_matmul_precision(precision or "default"):
-            if precision is None and conv_name == "suite" and shortcut == "A":
+            if (conv_name, shortcut, precision, dtype) == ("suite", "A", None, "float32"):
                 row(f"{label} fwd (train BN)", timed(jax.jit(loss), params, x, repeats=args.repeats),
                     timed(in_scan(lambda x, p: loss(p, x), 2), x, params, repeats=args.repeats), 2)
             state = (params, tx.init(params))

@@ -171,17 +171,19 @@ def test_canonical_conv_matches_lax_values_and_gradients(h, w, k, stride, paddin
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()))
 
 
-def test_resnet_gradients_in_a_scan_use_only_canonical_convolutions():
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_resnet_gradients_in_a_scan_use_only_canonical_convolutions(dtype):
     """The speed regression test: XLA:CPU's fast conv path needs NHWC/HWIO convs, and its
     canonicalization pass skips while bodies. Every conv of a scanned training step must be
-    canonical already (b01f_01io->b01f), or the step is ~30x slower (bench/resnet_pieces.py)."""
+    canonical already (b01f_01io->b01f), or the step is 30-60x slower (bench/resnet_pieces.py)."""
     if jax.default_backend() != "cpu":
         pytest.skip("XLA:CPU-specific")
-    model = CifarResNet(8, shortcut="B", rngs=nnx.Rngs(0))
+    model = CifarResNet(8, shortcut="B", compute_dtype=dtype, rngs=nnx.Rngs(0))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def loss(p, x):
-        return nnx.merge(graphdef, p, jax.tree.map(lambda a: a, rest))(x, train=True).sum()
+        out = nnx.merge(graphdef, p, jax.tree.map(lambda a: a, rest))(x, train=True)
+        return out.astype(jnp.float32).sum()
 
     def body(p, x):
         g = jax.grad(loss)(p, x)
