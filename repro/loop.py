@@ -57,9 +57,10 @@ class Trainer:
     one seed's record); `seeds` only names them in errors.
 
     `unroll=True` unrolls each chunk's lax.scan into straight-line code (same steps, same
-    numbers). XLA:CPU runs convolution gradients inside a loop body 10-30x slower than at the
-    top level (measured with jax 0.10: a 3x3 conv's kernel gradient), so conv nets on the CPU
-    want it; compile time grows with the chunk length, so pair it with short chunks.
+    numbers). XLA:CPU runs non-canonical convolutions (e.g. JAX's conv gradients) inside a loop
+    body 10-70x slower than at the top level; the models avoid that with repro/models/conv.py,
+    so unrolling is only for layers it does not cover (dilated or grouped convs). Compile time
+    grows with the chunk length, so pair it with short chunks.
 
     A probe with `final_only = True` (e.g. sampling from a generative model) runs only at the
     evaluation after the last step of `fit`, not at every evaluation.

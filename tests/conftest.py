@@ -71,3 +71,19 @@ def needs_real_mnist():
 
 
 __all__ = ["compose", "write_mnist_mirror", "idx_bytes", "REAL_DATA", "needs_real_mnist"]
+
+
+class Interrupt(Exception):
+    """Stands for a killed run in the resume tests."""
+
+
+def interrupted_run(cfg, at_step: int) -> None:
+    """Start run(cfg) and stop it at the chunk boundary `at_step`, after its checkpoint."""
+    from repro.run import run
+
+    def stop(step, state, record):
+        if step == at_step:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(cfg, callbacks=[stop])

@@ -2,7 +2,7 @@ import jax
 import numpy as np
 import optax
 import pytest
-from conftest import synthetic_digits
+from conftest import interrupted_run, synthetic_digits
 from flax import nnx
 
 from repro.configuration import compose
@@ -60,23 +60,14 @@ def test_state_buffers_are_donated():
     assert params_leaf.is_deleted()
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_resume_after_interrupt_equals_uninterrupted_run(run_overrides, tmp_path):
     common = ["experiment=debug", *run_overrides, "train.steps=120", "train.chunk_steps=20",
               "train.eval_every=40", "train.checkpoint_every=40", "model.hidden=[32]"]
     elsewhere = [f"paths.results={tmp_path}/a", f"paths.checkpoints={tmp_path}/a"]
     straight = run(compose([*common, *elsewhere]))
 
-    def interrupt_at_80(step, state, record):
-        if step == 80:
-            raise Interrupt
-
     cfg = compose(common)
-    with pytest.raises(Interrupt):
-        run(cfg, callbacks=[interrupt_at_80])
+    interrupted_run(cfg, at_step=80)
     resumed = run(cfg)
     assert resumed["resumed"]
     assert [r["step"] for r in resumed["history"]] == [r["step"] for r in straight["history"]]

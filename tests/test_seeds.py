@@ -7,6 +7,7 @@ import types
 
 import numpy as np
 import pytest
+from conftest import interrupted_run
 
 from repro.configuration import compose, config_name
 from repro.loop import NonFiniteLossError
@@ -81,22 +82,13 @@ def test_vmapped_seeds_write_the_results_of_separate_runs(run_overrides, tmp_pat
         assert last_step == 80 and last["train/loss"] == result["history"][-1]["train/loss"]
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_vmapped_seeds_resume_equals_uninterrupted(run_overrides, tmp_path):
     common = [*TINY, *run_overrides, "seeds=[3,4]", "train.steps=80", "train.checkpoint_every=40",
               "train.keep_checkpoints=true"]
     straight = run(compose([*common, f"paths.results={tmp_path}/a", f"paths.checkpoints={tmp_path}/a"]))
 
-    def interrupt_at_60(step, state, record):
-        if step == 60:
-            raise Interrupt
-
     cfg = compose(common)
-    with pytest.raises(Interrupt):
-        run(cfg, callbacks=[interrupt_at_60])
+    interrupted_run(cfg, at_step=60)
     group = tmp_path / "checkpoints" / "debug" / f"{config_name(cfg)}-seeds3_4"
     assert group.is_dir() and not list((tmp_path / "results").glob("*/*.json"))
     resumed = run(cfg)
