@@ -91,11 +91,15 @@ MNIST_BODY = {
         "fall. Ordering: local < separate samples < single sample for the top layer at 10 and 100 "
         "epochs; for the bottom layer local is ~2x lower than both, which are about equal. One run, "
         "as in the paper's table.",
-        "Speed (`make bench-vardrop`, CPU, not a paper number): step time vs no dropout at h=1000 "
-        "1.14x binary, 1.15x gaussian_a, 1.29x/1.35x variational_a/a2, 2.06x gaussian_b, 4.35x "
-        "variational_b (two matmuls per layer for the variance, plus per-weight alpha and its Adam "
-        "state); at h=100 1.6-1.9x, variational_b 2.4x. Separate weight samples per example cost "
-        "130-650x a no-dropout step.",
+        "Speed (`make bench-vardrop`, quiet 2-core CPU, not a paper number): step time vs no "
+        "dropout at h=1000: binary 1.19x, gaussian_a 1.25x, variational_a/a2 1.20x/1.25x, "
+        "gaussian_b 1.91x, variational_b 2.60x (4.35x before its per-weight alpha work was cut to "
+        "fewer passes). B methods pay a second matmul per layer for the variance and its two "
+        "gradients (2x the FLOPs), and variational_b also a second per-weight parameter (log "
+        "alpha, with its Adam state and KL), so 2x is their floor. At h=100/250 the no-dropout step "
+        "is 0.7/1.8 ms and drawing the noise (threefry, ~0.8 ms per 88k normals on this CPU) "
+        "dominates: 2.0-3.8x / 1.6-2.5x. Separate weight samples per example cost 130-650x a "
+        "no-dropout step.",
     ],
     "variants": {},
     "reported": [],

@@ -39,9 +39,12 @@ ESTIMATORS = ("local", "per_example", "shared", "none")
 LOG_ALPHA_MAX = 0.0
 
 
-def neg_kl(alpha):
-    """-KL up to its additive constant (the paper's cubic fit, valid for alpha <= 1)."""
-    return 0.5 * jnp.log(alpha) + C1 * alpha + C2 * alpha**2 + C3 * alpha**3
+def neg_kl(log_alpha):
+    """-KL up to its additive constant (the paper's cubic fit, valid for alpha <= 1), from
+    log alpha: no log(exp(.)) round trip and one exp, so XLA fuses it into one pass over the
+    weights (with alpha**2, alpha**3 it made three exps and four passes per layer)."""
+    alpha = jnp.exp(log_alpha)
+    return 0.5 * log_alpha + alpha * (C1 + alpha * (C2 + C3 * alpha))
 
 
 class NoisyDense(nnx.Module):
@@ -70,16 +73,22 @@ class NoisyDense(nnx.Module):
         return {"gaussian_a": "a", "variational_a": "a", "variational_a2": "a",
                 "gaussian_b": "b", "variational_b": "b"}.get(self.method, self.method)
 
+    def clipped_log_alpha(self):
+        # where, not minimum: minimum's gradient splits ties with an extra divide pass. `<=` so
+        # the gradient passes at the cap itself, where hidden layers' alphas start (p = 0.5).
+        log_alpha = self.log_alpha[...]
+        return jnp.where(log_alpha <= LOG_ALPHA_MAX, log_alpha, LOG_ALPHA_MAX)
+
     def alpha(self):
         if self.log_alpha is None:
             return jnp.asarray(self.fixed_alpha)
-        return jnp.exp(jnp.minimum(self.log_alpha[...], LOG_ALPHA_MAX))
+        return jnp.exp(self.clipped_log_alpha())
 
     def kl(self):
         """KL (minus its constant) of this layer's learned noise; 0 for fixed-rate methods."""
         if self.log_alpha is None:
             return jnp.zeros(())
-        return -neg_kl(self.alpha()).sum()
+        return -neg_kl(self.clipped_log_alpha()).sum()
 
     def __call__(self, x, train: bool = False, rngs: nnx.Rngs | None = None, estimator=None):
         w, b = self.kernel[...], self.bias[...]
@@ -92,14 +101,37 @@ class NoisyDense(nnx.Module):
         alpha = self.alpha()
         if self.family == "a":  # one multiplicative N(1, alpha) per example and input unit
             return (x * (1.0 + jnp.sqrt(alpha) * jax.random.normal(key, x.shape))) @ w + b
-        return _sample_b(x, w, alpha, key, estimator or self.estimator) + b
+        var_w = None if self.log_alpha is None else variance_weights(w, self.clipped_log_alpha())
+        return _sample_b(x, w, alpha, key, estimator or self.estimator, var_w) + b
 
 
-def _sample_b(x, w, alpha, key, estimator: str):
-    """x W for W ~ N(w, alpha w^2) elementwise, sampled by the chosen gradient estimator."""
+@jax.custom_vjp
+def variance_weights(w, log_alpha):
+    """alpha w^2 elementwise (alpha = exp(log_alpha)), the weight variances of method B. Its
+    gradient recomputes alpha instead of saving it: one pass over the weights each way."""
+    return jnp.exp(log_alpha) * w * w
+
+
+def _variance_weights_fwd(w, log_alpha):
+    return variance_weights(w, log_alpha), (w, log_alpha)
+
+
+def _variance_weights_bwd(residuals, g):
+    w, log_alpha = residuals
+    g_alpha_w = g * jnp.exp(log_alpha) * w
+    return 2.0 * g_alpha_w, g_alpha_w * w
+
+
+variance_weights.defvjp(_variance_weights_fwd, _variance_weights_bwd)
+
+
+def _sample_b(x, w, alpha, key, estimator: str, var_w=None):
+    """x W for W ~ N(w, alpha w^2) elementwise, sampled by the chosen gradient estimator;
+    `var_w` (alpha w^2) may come precomputed."""
     if estimator == "local":
         # Pre-activations are Gaussian: mean x w, variance x^2 (alpha w^2); sample them directly.
-        mean, var = x @ w, (x * x) @ (alpha * w * w)
+        var_w = alpha * w * w if var_w is None else var_w
+        mean, var = x @ w, (x * x) @ var_w
         return mean + jnp.sqrt(var + 1e-8) * jax.random.normal(key, mean.shape)
     if estimator == "shared":
         return x @ (w * (1.0 + jnp.sqrt(alpha) * jax.random.normal(key, w.shape)))
