@@ -10,7 +10,7 @@ SEEDS ?= 0,1,2
 #   make repro-vardrop ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'
 ARGS ?=
 
-.PHONY: help venv test test-slow lint bench bench-resnet bench-vardrop report repro-bn-mnist \
+.PHONY: help venv test test-slow lint bench bench-loop bench-resnet bench-vardrop report repro-bn-mnist \
 	sweep-bn-mnist repro-resnet-cifar10 repro-vardrop sweep-vardrop repro-pixelcnn-mnist \
 	bench-pixelcnn clean
 
@@ -36,7 +36,9 @@ test-slow: venv ## the long real-data tests too
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: venv ## benchmarks: the shared loop vs a bare JAX loop; K seeds vmapped vs one
+bench: bench-loop bench-resnet bench-vardrop bench-pixelcnn ## every benchmark below, one after the other
+
+bench-loop: venv ## the shared loop vs a bare JAX loop; K seeds vmapped vs one
 	$(PY) -m bench.bn_mnist_loop
 	$(PY) -m bench.seeds_vmap
 
