@@ -190,6 +190,8 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
             values = [v for v in (value_at(r, metric, step) for r in runs) if v is not None]
             mean, std, _ = summarize(values) if values else (math.nan, math.nan, 0)
             cells.append(f"{_fmt(mean, 4)} ± {_fmt(std, 4)}")
+        if runs[0].get("data_partial"):  # never a reproduction: say so where it is listed
+            diff.append(f"partial data ({runs[0]['data_partial']})")
         rows.append(f"| {', '.join(diff) or '(no difference in config values)'} | {len(runs)} "
                     f"| {' | '.join(cells)} |")
     columns = [f"{metric} at {'the end' if s is None else f'step {s}'}" for s in steps]

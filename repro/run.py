@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from repro import provenance
 from repro.checkpoint import Checkpointer
 from repro.configuration import config_hash, config_name, run_name, seed_configs, to_dict
-from repro.data import Dataset, load_dataset
+from repro.data import DataError, Dataset, load_dataset
 from repro.data.pipeline import Preprocessor
 from repro.loop import Trainer, seed_keys, seed_record
 from repro.optim import make_optimizer
@@ -111,6 +111,13 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
     # Stacked seeds share one state tree, so one checkpoint folder for the group.
     name = f"{config_name(cfg)}-seeds{'_'.join(map(str, seeds))}" if stacked else names[0]
     trainer, data = build_trainer(cfg, seeds=seeds if stacked else None)
+    if data.partial and not cfg.data.get("allow_partial", False):
+        raise DataError(
+            f"{data.source} holds only part of {data.name} ({data.partial}), so no result from it "
+            f"is written by default: numbers from part of the data are not a reproduction. Point "
+            f"data.dir (or REPRO_DATA_DIR) at the full official files, or add "
+            f"+data.allow_partial=true to run anyway (its own config hash, so it never stands in "
+            f"for a reproduction; the result file records data_partial).")
     state, history, elapsed = trainer.initial_state, [], {}
     checkpointer = None
     if cfg.train.checkpoint_every:
@@ -162,6 +169,7 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
             "config_hash": config_hash(member),
             "config": to_dict(member),
             "data_source": data.source,
+            "data_partial": data.partial,
             "final": final,
             "history": own,
             "timing": timing,

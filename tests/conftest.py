@@ -55,9 +55,11 @@ def tiny_data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def run_overrides(tiny_data_dir, tmp_path):
-    """Overrides for a quick, quiet run on the tiny mirror, writing under tmp_path."""
+    """Overrides for a quick, quiet run on the tiny mirror, writing under tmp_path (the tiny
+    mirror is a partial MNIST, so runs on it must allow that)."""
     return [
         f"data.dir={tiny_data_dir}",
+        "+data.allow_partial=true",
         "logger.mode=disabled",
         "progress=false",
         f"paths.results={tmp_path / 'results'}",

@@ -95,6 +95,7 @@ def test_real_mnist_mirror():
     assert data.split("train")["image"].shape == (60000, 28, 28, 1)
     assert data.split("test")["image"].shape == (10000, 28, 28, 1)
     assert np.bincount(data.split("test")["label"]).min() > 800
+    assert data.partial is None  # the full official files
 
 
 @pytest.mark.skipif(not (REAL_DATA / "cifar10-subset").is_dir(), reason="no CIFAR-10 subset")
@@ -103,6 +104,8 @@ def test_real_cifar10_subset_mirror():
     assert data.split("train")["image"].shape == (5000, 32, 32, 3)
     assert len(data.split("test")["label"]) == 1017
     assert set(np.unique(data.split("test")["label"])) == set(range(10))
+    # Counted on the source's splits, before the validation carve: a run refuses it by default.
+    assert data.partial == "5085 of 50000 train images, 1017 of 10000 test images"
 
 
 def test_batch_indices_permute_each_epoch_and_ignore_chunking():

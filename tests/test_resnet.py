@@ -210,3 +210,4 @@ def test_short_real_cifar10_run_learns(run_overrides):
                    "train.checkpoint_every=0", "optim.boundaries=[]"])
     result = run(cfg)
     assert result["final"]["test/accuracy"] > 0.25
+    assert result["data_partial"].startswith("5085 of 50000 train images")  # allowed, and recorded

@@ -5,6 +5,7 @@ import yaml
 
 from repro import report
 from repro.configuration import compose, config_hash
+from repro.data import DataError
 from repro.results import ResultExistsError, load_results, write_result
 from repro.run import run
 
@@ -17,6 +18,19 @@ def test_results_are_never_silently_overwritten(tmp_path):
     assert json.loads(path.read_text()) == {"x": 1}
     write_result(path, {"x": 3}, if_exists="overwrite")
     assert load_results(tmp_path, "exp")[0]["x"] == 3
+
+
+def test_run_refuses_part_of_a_data_set_unless_allowed(run_overrides, tmp_path):
+    # The tiny mirror holds 600 of MNIST's 60000 training images: by default no result from it.
+    strict = [o for o in run_overrides if "allow_partial" not in o]
+    cfg = compose(["experiment=debug", *strict, "train.steps=10", "train.chunk_steps=10"])
+    with pytest.raises(DataError, match=r"600 of 60000 train images.*\+data.allow_partial=true"):
+        run(cfg)
+    assert not (tmp_path / "results").exists()
+    allowed = compose(["experiment=debug", *run_overrides, "train.steps=10", "train.chunk_steps=10"])
+    result = run(allowed)
+    assert result["data_partial"] == "600 of 60000 train images, 200 of 10000 test images"
+    assert result["config_hash"] != config_hash(cfg)  # never stands in for a full-data run
 
 
 def test_run_refuses_before_training_when_result_exists(run_overrides):

@@ -14,6 +14,11 @@ class DataError(RuntimeError):
     """A data set is missing, incomplete or corrupt; the message says how to fix it."""
 
 
+# Examples per split of the official releases: a source with fewer holds only part of the data
+# (e.g. the 10% CIFAR-10 test subset), and numbers from it are not a reproduction.
+OFFICIAL_SIZES = {"mnist": {"train": 60000, "test": 10000}, "cifar10": {"train": 50000, "test": 10000}}
+
+
 @dataclasses.dataclass
 class Dataset:
     """Whole splits as numpy arrays: images uint8 (N, H, W, C), labels int32 (N,)."""
@@ -22,6 +27,7 @@ class Dataset:
     splits: dict[str, dict[str, np.ndarray]]
     num_classes: int
     source: str
+    partial: str | None = None  # what the source lacks, e.g. "5000 of 50000 train images"
 
     def split(self, name: str) -> dict[str, np.ndarray]:
         if name not in self.splits:
@@ -90,6 +96,7 @@ def load_dataset(
         splits, num_classes, source = readers[name](root)
     else:
         splits, num_classes, source = tfds_source.read(name)
+    partial = missing_examples(name, splits)
     if binarize_seed is not None:
         test = splits["test"]
         redraws = {f"test_redraw{r}": {**test, "image": binarize(test["image"], r, "test")}
@@ -101,4 +108,13 @@ def load_dataset(
     if limit_train:
         splits["train"] = {k: v[:limit_train] for k, v in splits["train"].items()}
     splits = _carve_validation(splits, validation_size)
-    return Dataset(name=name, splits=splits, num_classes=num_classes, source=source)
+    return Dataset(name=name, splits=splits, num_classes=num_classes, source=source, partial=partial)
+
+
+def missing_examples(name: str, splits: dict) -> str | None:
+    """None if every split has its official size, else what is short ("5000 of 50000 train
+    images, ..."). Checked on the source's splits, before limit_train or a validation carve."""
+    short = [f"{len(splits[s]['label'])} of {n} {s} images"
+             for s, n in OFFICIAL_SIZES.get(name, {}).items()
+             if s in splits and len(splits[s]["label"]) < n]
+    return ", ".join(short) or None
