@@ -38,15 +38,19 @@ def _cached_dataset(name, data_dir, validation_size, limit_train, binarize_seed=
                         binarize_seed=binarize_seed, test_redraws=test_redraws)
 
 
+def dataset_for(cfg: DictConfig) -> Dataset:
+    """The data set cfg.data names (decoded once per process and shared by multirun jobs)."""
+    binarize = cfg.data.get("binarize") or {}  # binarized data sets only (see load_dataset)
+    return _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size,
+                           cfg.data.get("limit_train"), binarize.get("seed"),
+                           tuple(binarize.get("test_redraws") or ()))
+
+
 def build_trainer(cfg: DictConfig, data: Dataset | None = None,
                   seeds: list[int] | None = None) -> tuple[Trainer, Dataset]:
     """Everything a run needs, built from the config; shared by runs, tests and benchmarks
     (which may pass their own `data`). With `seeds`, one model per seed, trained vmapped."""
-    if data is None:
-        binarize = cfg.data.get("binarize") or {}  # binarized data sets only (see load_dataset)
-        data = _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size,
-                               cfg.data.get("limit_train"), binarize.get("seed"),
-                               tuple(binarize.get("test_redraws") or ()))
+    data = data if data is not None else dataset_for(cfg)
     keys = [seed_keys(s) for s in seeds] if seeds is not None else seed_keys(cfg.seed)
     models = [instantiate(cfg.model, rngs=nnx.Rngs(k["init"]))
               for k in (keys if seeds is not None else [keys])]
@@ -110,14 +114,15 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
     names = [run_name(m) for m in members]
     # Stacked seeds share one state tree, so one checkpoint folder for the group.
     name = f"{config_name(cfg)}-seeds{'_'.join(map(str, seeds))}" if stacked else names[0]
-    trainer, data = build_trainer(cfg, seeds=seeds if stacked else None)
-    if data.partial and not cfg.data.get("allow_partial", False):
+    data = dataset_for(cfg)
+    if data.partial and not cfg.data.get("allow_partial", False):  # before building anything
         raise DataError(
             f"{data.source} holds only part of {data.name} ({data.partial}), so no result from it "
             f"is written by default: numbers from part of the data are not a reproduction. Point "
             f"data.dir (or REPRO_DATA_DIR) at the full official files, or add "
             f"+data.allow_partial=true to run anyway (its own config hash, so it never stands in "
             f"for a reproduction; the result file records data_partial).")
+    trainer, _ = build_trainer(cfg, data, seeds=seeds if stacked else None)
     state, history, elapsed = trainer.initial_state, [], {}
     checkpointer = None
     if cfg.train.checkpoint_every:

@@ -15,7 +15,7 @@ class DataError(RuntimeError):
 
 
 # Examples per split of the official releases: a source with fewer holds only part of the data
-# (e.g. the 10% CIFAR-10 test subset), and numbers from it are not a reproduction.
+# (e.g. the 10% CIFAR-10 subset kept for tests), and numbers from it are not a reproduction.
 OFFICIAL_SIZES = {"mnist": {"train": 60000, "test": 10000}, "cifar10": {"train": 50000, "test": 10000}}
 
 
@@ -27,7 +27,7 @@ class Dataset:
     splits: dict[str, dict[str, np.ndarray]]
     num_classes: int
     source: str
-    partial: str | None = None  # what the source lacks, e.g. "5000 of 50000 train images"
+    partial: str | None = None  # what the source lacks, e.g. "5085 of 50000 train images"
 
     def split(self, name: str) -> dict[str, np.ndarray]:
         if name not in self.splits:
