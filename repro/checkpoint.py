@@ -2,11 +2,17 @@
 
 The state is saved as its list of leaves and rebuilt on the structure of a freshly built
 state, so any pytree (nnx State, optax state) round-trips without registration.
+
+Saves are asynchronous: orbax returns once the arrays are copied to the host and writes the
+files in a background thread while training goes on. So `save` hands it only snapshots taken at
+the call (the arrays' host copies, a deep copy of `extra`), never an object the caller keeps
+changing (the run's history list grows every chunk; the state is donated to the next chunk).
 """
 
 from __future__ import annotations
 
 import errno
+import json
 from pathlib import Path
 
 import jax
@@ -24,6 +30,8 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, step: int, state, extra: dict) -> None:
+        """Save `state` and the JSON-able `extra` as they are now (see the module docstring)."""
+        extra = json.loads(json.dumps(extra))  # a snapshot, not the caller's live objects
         try:
             self.manager.save(
                 step,
