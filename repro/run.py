@@ -117,7 +117,7 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
     data = dataset_for(cfg)
     if data.partial and not cfg.data.get("allow_partial", False):  # before building anything
         raise DataError(
-            f"{data.source} holds only part of {data.name} ({data.partial}), so no result from it "
+            f"{data.source} is not the full official {data.name} ({data.partial}), so no result from it "
             f"is written by default: numbers from part of the data are not a reproduction. Point "
             f"data.dir (or REPRO_DATA_DIR) at the full official files, or add "
             f"+data.allow_partial=true to run anyway (its own config hash, so it never stands in "

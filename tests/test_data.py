@@ -134,3 +134,53 @@ def test_preprocessor_normalizes_and_augments_only_in_training():
     np.testing.assert_allclose(pre(x, train=False), 1.0)
     augmented = np.asarray(pre(x, key=jax.random.key(0), train=True))
     assert augmented.min() == 0.0 and augmented.max() == 1.0  # zero padding shows up
+
+
+def _official_tiny_mirror(tmp_path, monkeypatch):
+    """A tiny mirror whose files the reader takes for the official ones (their sums patched in
+    as the built-in official sums), so the official-sum rules can be tested without 50 MB."""
+    from repro.data import checksums, mnist
+
+    folder = write_mnist_mirror(tmp_path / "mnist", n_train=50, n_test=20)
+    official = checksums.read_sums(folder / "SHA256SUMS.uncompressed")
+    monkeypatch.setattr(mnist, "OFFICIAL_SHA256", official)
+    monkeypatch.setattr("repro.data.dataset.OFFICIAL_SIZES", {"mnist": {"train": 50, "test": 20}})
+    return folder
+
+
+def _flip_a_byte(path):
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[-1] ^= 1
+    path.write_bytes(gzip.compress(bytes(raw)))
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("sums_file", ["empty", "lacks the file", "absent"])
+def test_official_sums_are_checked_whatever_the_mirror_sums_file_says(tmp_path, monkeypatch, sums_file):
+    folder = _official_tiny_mirror(tmp_path, monkeypatch)
+    assert load_dataset("mnist", str(tmp_path)).partial is None  # intact: the official data
+    _flip_a_byte(folder / "t10k-images-idx3-ubyte.gz")
+    sums = folder / "SHA256SUMS.uncompressed"
+    if sums_file == "empty":
+        sums.write_text("")
+    elif sums_file == "lacks the file":
+        sums.write_text("".join(line + "\n" for line in sums.read_text().splitlines()
+                                if "t10k-images" not in line))
+    else:
+        sums.unlink()
+    with pytest.raises(DataError, match="checksum mismatch for t10k-images.*official"):
+        load_dataset("mnist", str(tmp_path))
+
+
+def test_mirror_sums_vouch_only_for_unofficial_content(tmp_path, monkeypatch):
+    """A mirror may list its own sum for a changed file: it then loads, but as a data set that
+    is not the official one, which runs refuse unless +data.allow_partial=true."""
+    from repro.data.checksums import sha256_bytes
+
+    folder = _official_tiny_mirror(tmp_path, monkeypatch)
+    changed = _flip_a_byte(folder / "train-images-idx3-ubyte.gz")
+    sums = folder / "SHA256SUMS.uncompressed"
+    sums.write_text("".join((f"{sha256_bytes(changed)}  train-images-idx3-ubyte" if "train-images" in line
+                             else line) + "\n" for line in sums.read_text().splitlines()))
+    data = load_dataset("mnist", str(tmp_path))
+    assert data.partial.startswith("not the official content of train-images-idx3-ubyte")

@@ -30,7 +30,9 @@ def _read_batch(path: Path, expected: str | None) -> tuple[np.ndarray, np.ndarra
     if not path.exists():
         raise DataError(f"CIFAR-10 file {path} is missing. {HOW_TO_FIX}")
     raw = path.read_bytes()
-    checksums.check(path.name, raw, expected, HOW_TO_FIX)
+    # No official per-file sums are built in (no verified copy of the full set on these
+    # machines): the mirror's sums are checked, and a short data set is caught by its size.
+    checksums.verify(path.name, raw, None, expected, HOW_TO_FIX)
     try:
         batch = pickle.loads(raw, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
@@ -44,8 +46,7 @@ def _read_batch(path: Path, expected: str | None) -> tuple[np.ndarray, np.ndarra
 
 def read_mirror(root: Path):
     folder, base = _find_folder(root)
-    sums_file = base / "SHA256SUMS"
-    sums = checksums.read_sums(sums_file) if sums_file.exists() else {}
+    sums = checksums.read_sums(base / "SHA256SUMS")
     splits = {}
     for split, names in (("train", TRAIN_FILES), ("test", TEST_FILES)):
         parts = [_read_batch(folder / n, sums.get(f"cifar-10-batches-py/{n}")) for n in names]
@@ -53,4 +54,4 @@ def read_mirror(root: Path):
             "image": np.concatenate([p[0] for p in parts]),
             "label": np.concatenate([p[1] for p in parts]),
         }
-    return splits, 10, f"mirror:{folder}"
+    return splits, 10, f"mirror:{folder}", []

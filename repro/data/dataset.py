@@ -27,7 +27,9 @@ class Dataset:
     splits: dict[str, dict[str, np.ndarray]]
     num_classes: int
     source: str
-    partial: str | None = None  # what the source lacks, e.g. "5085 of 50000 train images"
+    # How the source falls short of the official data set, e.g. "5085 of 50000 train images"
+    # or files whose content is not the official one (a mirror's sums vouched for them).
+    partial: str | None = None
 
     def split(self, name: str) -> dict[str, np.ndarray]:
         if name not in self.splits:
@@ -93,10 +95,13 @@ def load_dataset(
         raise DataError(f"unknown data set {name!r}; known: {sorted(readers)}")
     root = resolve_data_dir(data_dir)
     if root is not None:
-        splits, num_classes, source = readers[name](root)
+        splits, num_classes, source, unofficial = readers[name](root)
     else:
-        splits, num_classes, source = tfds_source.read(name)
+        splits, num_classes, source, unofficial = tfds_source.read(name)
     partial = missing_examples(name, splits)
+    if unofficial and not partial:  # official sizes, other content (a short set says so already)
+        partial = (f"not the official content of {', '.join(unofficial)} "
+                   "(vouched for by the mirror's sums only)")
     if binarize_seed is not None:
         test = splits["test"]
         redraws = {f"test_redraw{r}": {**test, "image": binarize(test["image"], r, "test")}

@@ -14,7 +14,7 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-# SHA-256 of the official files' uncompressed content; used when the mirror ships no sums file.
+# SHA-256 of the official files' uncompressed content: always checked (see checksums.verify).
 OFFICIAL_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -55,16 +55,16 @@ def _read_file(folder: Path, stem: str) -> bytes:
 def read_mirror(root: Path):
     """Read <root>/mnist (or <root> itself if it holds the files); verify checksums."""
     folder = root / "mnist" if (root / "mnist").is_dir() else root
-    sums_file = folder / "SHA256SUMS.uncompressed"
-    expected = checksums.read_sums(sums_file) if sums_file.exists() else OFFICIAL_SHA256
-    splits = {}
+    mirror_sums = checksums.read_sums(folder / "SHA256SUMS.uncompressed")
+    splits, unofficial = {}, []
     for split, (images_stem, labels_stem) in FILES.items():
         arrays = {}
         for key, stem in (("image", images_stem), ("label", labels_stem)):
             raw = _read_file(folder, stem)
-            checksums.check(stem, raw, expected.get(stem), HOW_TO_FIX)
+            if not checksums.verify(stem, raw, OFFICIAL_SHA256[stem], mirror_sums.get(stem), HOW_TO_FIX):
+                unofficial.append(stem)
             arrays[key] = parse_idx(raw)
         if len(arrays["image"]) != len(arrays["label"]):
             raise DataError(f"MNIST {split}: {len(arrays['image'])} images but {len(arrays['label'])} labels")
         splits[split] = {"image": arrays["image"][..., None], "label": arrays["label"].astype(np.int32)}
-    return splits, 10, f"mirror:{folder}"
+    return splits, 10, f"mirror:{folder}", unofficial
