@@ -184,3 +184,60 @@ def test_mirror_sums_vouch_only_for_unofficial_content(tmp_path, monkeypatch):
                              else line) + "\n" for line in sums.read_text().splitlines()))
     data = load_dataset("mnist", str(tmp_path))
     assert data.partial.startswith("not the official content of train-images-idx3-ubyte")
+
+
+def test_epoch_batches_are_drop_last_slices_of_one_permutation():
+    """n=50, batch 20: each epoch is 2 batches, the first 40 entries of that epoch's permutation;
+    no batch wraps around into the next epoch, and a chunk starting mid-run agrees."""
+    from repro.data.pipeline import epoch_permutation
+
+    key = jax.random.key(3)
+    idx = np.asarray(batch_indices(key, 0, 8, 20, 50))
+    for step in range(8):
+        epoch, within = divmod(step, 2)
+        perm = np.asarray(epoch_permutation(key, epoch, 50))
+        np.testing.assert_array_equal(idx[step], perm[20 * within : 20 * within + 20])
+    for epoch in range(4):
+        assert len(set(idx[2 * epoch : 2 * epoch + 2].ravel())) == 40
+    np.testing.assert_array_equal(np.asarray(batch_indices(key, 3, 5, 20, 50)), idx[3:])
+
+
+@pytest.mark.parametrize("experiment", ["bn_mnist", "vardrop_mnist", "pixelcnn_mnist", "resnet_cifar10"])
+def test_each_data_set_normalization_is_pinned(experiment):
+    """The input scaling each experiment's spec states: MNIST pixels to [0, 1] (x / 255), binarized
+    MNIST stays 0/1, CIFAR-10 per-channel standardization with the usual training-set statistics."""
+    from repro.configuration import compose
+
+    cfg = compose([f"experiment={experiment}"])
+    pre = Preprocessor(cfg.data.mean, cfg.data.std)
+    channels = cfg.data.image_shape[-1]
+    pixels = np.array([0, 1, 128, 255], np.uint8).reshape(4, 1, 1, 1).repeat(channels, -1)
+    got = np.asarray(pre(pixels))
+    if cfg.data.name == "cifar10":
+        mean = np.array([125.3, 123.0, 113.9])
+        std = np.array([63.0, 62.1, 66.7])
+        np.testing.assert_allclose(got, (pixels - mean) / std, rtol=2e-3, atol=2e-3)
+    elif cfg.data.get("binarize"):  # pixels are already 0/1
+        np.testing.assert_array_equal(got[:, 0, 0, 0], [0, 1, 128, 255])
+    else:
+        np.testing.assert_allclose(got[:, 0, 0, 0], np.array([0, 1, 128, 255]) / 255, rtol=1e-6)
+
+
+def test_mirror_labels_and_pixels_are_read_as_written(tmp_path):
+    """Labels are the ones written (not shifted), images byte for byte."""
+    write_mnist_mirror(tmp_path / "mnist", n_train=50, n_test=20)
+    data = load_dataset("mnist", str(tmp_path))
+    for split, n, seed in (("train", 50, 0), ("test", 20, 1)):
+        from conftest import synthetic_digits
+
+        images, labels = synthetic_digits(n, seed)
+        np.testing.assert_array_equal(data.split(split)["label"], labels)
+        np.testing.assert_array_equal(data.split(split)["image"][..., 0], images)
+
+
+@needs_real_mnist()
+def test_real_mnist_first_labels():
+    """The first labels of the official files (as every MNIST reader prints them)."""
+    data = load_dataset("mnist", str(REAL_DATA))
+    assert data.split("train")["label"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert data.split("test")["label"][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]

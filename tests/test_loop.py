@@ -132,3 +132,94 @@ def test_final_only_probes_run_once_at_the_last_evaluation():
     assert [("probe/every" in r, "probe/final" in r) for r in history] == [
         (True, False), (True, False), (True, False), (True, True)]
     assert history[-1]["probe/final"] == 100
+
+
+# ----- direct value checks of the step, the evaluation and resume (each catches a planted bug)
+
+def _one_image_split(n):
+    """n copies of one image and label: any batch order gives the same batch."""
+    images, labels = synthetic_digits(1, 0)
+    return {"image": np.repeat(images[..., None], n, 0), "label": np.repeat(labels, n).astype(np.int32)}
+
+
+def test_dropout_noise_is_redrawn_every_step():
+    """With lr = 0 and a batch that is the same every step, only the dropout draw can change
+    the training loss between steps."""
+    from repro.models.vardrop import DropoutMLP
+
+    split = _one_image_split(32)
+    keys = seed_keys(0)
+    model = DropoutMLP(784, [64], 10, dropout="binary", num_layers=1, rngs=nnx.Rngs(keys["init"]))
+    trainer = Trainer(model, optax.sgd(0.0), Classification(), Preprocessor([0.0], [255.0]), split,
+                      {"test": split}, batch_size=32, keys=keys, eval_batch_size=32)
+    _, history, _ = trainer.fit(trainer.initial_state, 4, chunk_steps=1, eval_every=4)
+    losses = [r["train/loss"] for r in history[1:]]
+    assert len(set(losses)) == 4, losses
+
+
+def test_one_sgd_step_applies_minus_lr_times_the_gradient():
+    """Full-batch step without BN or dropout: the update is exactly -lr * gradient of the mean
+    loss (a dropped or doubled update fails)."""
+    images, labels = synthetic_digits(40, 3)
+    split = {"image": images[..., None], "label": labels.astype(np.int32)}
+    keys = seed_keys(0)
+    model = MLP(784, [16], 10, activation="relu", batchnorm=False, rngs=nnx.Rngs(keys["init"]))
+    trainer = Trainer(model, optax.sgd(0.3), Classification(), Preprocessor([0.0], [255.0]), split,
+                      {"test": split}, batch_size=40, keys=keys, eval_batch_size=40)
+    before = jax.tree.map(np.array, trainer.initial_state["params"])
+    inputs = Preprocessor([0.0], [255.0])(split["image"])
+
+    def loss(params):
+        m = nnx.merge(trainer.graphdef, params, trainer.initial_state["rest"])
+        return Classification().train_loss(m, inputs, split["label"], rngs=nnx.Rngs(0))[0]
+
+    grads = jax.grad(loss)(trainer.initial_state["params"])
+    state, _, _ = trainer.fit(trainer.initial_state, 1, chunk_steps=1, eval_every=1)
+    assert int(state["step"]) == 1
+    for b, g, a in zip(jax.tree.leaves(before), jax.tree.leaves(grads), jax.tree.leaves(state["params"]),
+                       strict=True):
+        np.testing.assert_allclose(a, b - 0.3 * np.asarray(g), rtol=1e-5, atol=1e-7)
+
+
+def test_evaluation_counts_only_real_examples():
+    """130 examples in eval batches of 50 (20 padded): the metrics equal a direct computation
+    over the 130 real examples."""
+    images, labels = synthetic_digits(130, 5)
+    split = {"image": images[..., None], "label": labels.astype(np.int32)}
+    keys = seed_keys(0)
+    model = MLP(784, [16], 10, activation="relu", batchnorm=False, rngs=nnx.Rngs(keys["init"]))
+    trainer = Trainer(model, optax.sgd(0.1), Classification(), Preprocessor([0.0], [255.0]), split,
+                      {"test": split}, batch_size=10, keys=keys, eval_batch_size=50)
+    got = trainer.evaluate(trainer.initial_state)
+    m = nnx.merge(trainer.graphdef, trainer.initial_state["params"], trainer.initial_state["rest"])
+    direct = Classification().per_example(m, Preprocessor([0.0], [255.0])(split["image"]),
+                                          split["label"], train=False)
+    for k, v in direct.items():
+        assert got[f"test/{k}"] == pytest.approx(float(np.mean(v)), rel=1e-5), k
+
+
+def test_batchnorm_evaluates_with_population_statistics():
+    """At evaluation an example's output must not depend on the other examples in its batch."""
+    images, _ = synthetic_digits(64, 2)
+    x = Preprocessor([0.0], [255.0])(images[..., None])
+    model = MLP(784, [16], 10, activation="sigmoid", batchnorm=True, rngs=nnx.Rngs(0))
+    model(x, train=True)  # move the running statistics off their initial values
+    together = np.asarray(model(x, train=False))
+    alone = np.concatenate([np.asarray(model(x[i : i + 1], train=False)) for i in range(4)])
+    np.testing.assert_allclose(together[:4], alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("optim", [["optim.momentum=0.9"], ["optim=adam", "optim.lr=0.003"]],
+                         ids=["momentum", "adam"])
+def test_resume_restores_the_optimizer_state(run_overrides, tmp_path, optim):
+    """Momentum and Adam carry state between steps: a resume that restored a fresh optimizer
+    state would end elsewhere than the uninterrupted run."""
+    common = ["experiment=debug", *run_overrides, *optim, "train.steps=60", "train.chunk_steps=20",
+              "train.eval_every=60", "train.checkpoint_every=20", "model.hidden=[16]"]
+    straight = run(compose([*common, f"paths.results={tmp_path}/a", f"paths.checkpoints={tmp_path}/a"]))
+    cfg = compose(common)
+    interrupted_run(cfg, at_step=40)
+    resumed = run(cfg)
+    assert resumed["resumed"]
+    assert [r["step"] for r in resumed["history"]] == [r["step"] for r in straight["history"]]
+    assert resumed["final"] == straight["final"]

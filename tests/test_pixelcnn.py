@@ -53,6 +53,21 @@ def test_output_at_a_pixel_has_zero_gradient_wrt_that_pixel_and_every_later_one(
     assert all(jac[i, j] != 0.0 for i, j in below)
 
 
+def test_every_residual_block_convolves_with_mask_b():
+    """Mask A inside a residual block would still be causal (the residual path carries each
+    pixel's own features), so the causality and normalization tests cannot see it: check the
+    masks. Mask B keeps the centre tap, and the trained kernel's centre is nonzero."""
+    model = PixelCNN((8, 8, 1), hidden=4, num_blocks=3, rngs=nnx.Rngs(0))
+    assert model.first.mask_type == "A"
+    for block in model.blocks:
+        conv = block.conv
+        assert conv.mask_type == "B"
+        c = conv.kernel_size // 2
+        mask = causal_mask(conv.kernel_size, conv.kernel_size, conv.mask_type)
+        np.testing.assert_array_equal(mask[c, : c + 1], 1)
+        assert np.abs(np.asarray(conv.kernel[...])[c, c]).sum() > 0
+
+
 def test_a_first_layer_with_mask_b_is_caught():
     jac = jacobian(small_model((6, 6, 1), first_mask="B"), (6, 6, 1))
     assert np.any(np.diag(jac) != 0.0)  # the pixel sees itself: not an autoregressive model

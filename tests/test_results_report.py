@@ -142,3 +142,65 @@ def test_report_rows_with_units_and_a_lower_is_better_metric():
     assert "| 81.3 nats | – | not run |" in lines[2]
     higher = {**better, "better": "higher"}
     assert "-0.50 (worse)" in report.markdown_table([higher])
+
+
+def test_a_difference_exactly_at_the_tolerance_is_within():
+    spec = {"reported": [{"variant": "v", "metric": "m", "value": 0.5, "tolerance": 0.25},
+                         {"variant": "v", "metric": "m", "value": 0.4, "tolerance": 0.25}]}
+    runs = [{"history": [{"step": 1, "m": 0.75}]}]
+    at, beyond = report.compare(spec, {"v": runs})
+    assert at["diff"] == 0.25 and at["within"] is True
+    assert beyond["within"] is False
+
+
+def _command_keys(command: str) -> set[str]:
+    """The keys a result's recorded command overrode (`key=value` tokens, `+key` too)."""
+    import shlex
+
+    return {tok.split("=", 1)[0].lstrip("+") for tok in shlex.split(command)[1:]
+            if "=" in tok and not tok.startswith("-")}
+
+
+def test_committed_results_still_match_their_experiment_configs():
+    """Every committed result must be reproducible from its experiment config as it stands now:
+    where its stored config differs from the freshly composed experiment, only in keys its
+    recorded command overrode, and with exactly those changes its config hash is the stored one.
+    A changed default (e.g. MNIST scaled by 256) or a key dropped from the hash would silently
+    orphan these results in the report; this test names them instead."""
+    from omegaconf import OmegaConf
+
+    from repro.configuration import NOT_HASHED, to_dict
+
+    def leaves(tree, prefix=""):
+        out = {}
+        for k, v in tree.items():
+            out.update(leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+        return out
+
+    def hashed(key):
+        return not any(key == n or key.startswith(n + ".") for n in NOT_HASHED)
+
+    bases, problems = {}, []
+    paths = sorted(report.ROOT.joinpath("results").glob("*/*.json"))
+    assert paths, "no committed results found"
+    for path in paths:
+        result = json.loads(path.read_text())
+        exp = result["experiment"]
+        if exp not in bases:
+            bases[exp] = compose([f"experiment={exp}"])
+        cfg = bases[exp].copy()
+        base, stored = leaves(to_dict(cfg)), leaves(result["config"])
+        diff = sorted(k for k in base.keys() | stored.keys()
+                      if hashed(k) and base.get(k, "<absent>") != stored.get(k, "<absent>"))
+        overridden = _command_keys(result["provenance"]["command"])
+        unexplained = [k for k in diff if not any(k == o or k.startswith(o + ".") for o in overridden)]
+        if unexplained:
+            now, then = [base.get(k) for k in unexplained], [stored.get(k) for k in unexplained]
+            problems.append(f"{path.name}: {unexplained} differ from the experiment config "
+                            f"(now {now}, stored {then})")
+            continue
+        for key in diff:
+            OmegaConf.update(cfg, key, stored[key], force_add=True)
+        if config_hash(cfg) != result["config_hash"]:
+            problems.append(f"{path.name}: hash now {config_hash(cfg)}, stored {result['config_hash']}")
+    assert not problems, "\n".join(problems)
