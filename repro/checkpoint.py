@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint of a run can be read; the message says what to do."""
 
 
 class Checkpointer:
@@ -48,17 +55,31 @@ class Checkpointer:
             raise
 
     def restore(self, template_state):
-        """(state, extra) of the latest checkpoint, shaped like template_state."""
-        step = self.latest_step()
+        """(state, extra) of the newest readable checkpoint, shaped like template_state.
+
+        A checkpoint that cannot be read (e.g. a file truncated by a full disk or a killed
+        copy) is deleted with a warning naming it, and the next newest is tried, so a rerun
+        goes on from there instead of failing on every attempt."""
         leaves, treedef = jax.tree.flatten(template_state)
         abstract = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
-        restored = self.manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()
-            ),
-        )
-        return jax.tree.unflatten(treedef, restored.state), restored.extra
+        bad = []
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()))
+                if not isinstance(restored.extra, dict):
+                    raise ValueError(f"its bookkeeping (extra) is {restored.extra!r}, not a JSON object")
+            except Exception as err:  # noqa: BLE001 - any read failure means this one is unusable
+                log.warning("checkpoint %s is unreadable (%s: %s); deleting it and trying the one "
+                            "before", self.directory / str(step), type(err).__name__, str(err)[:200])
+                bad.append(step)
+                continue
+            for b in bad:  # so the resumed run can save these steps again
+                self.manager.delete(b)
+            return jax.tree.unflatten(treedef, restored.state), restored.extra
+        raise CheckpointError(
+            f"no readable checkpoint in {self.directory} (tried steps {bad}). Rerun with "
+            f"train.resume=false to start over, or delete that folder.")
 
     def close(self) -> None:
         self.manager.wait_until_finished()

@@ -3,13 +3,16 @@ call, whatever the caller does to its objects afterwards (the race behind a flak
 
 from __future__ import annotations
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+import pytest
 
 from repro import checkpoint
-from repro.checkpoint import Checkpointer
+from repro.checkpoint import Checkpointer, CheckpointError
 
 
 def _state(value: float):
@@ -52,3 +55,41 @@ def test_restore_gives_the_state_and_history_of_the_save_call(tmp_path):
     assert extra == {"history": [{"step": 0, "loss": 1.0}]}
     np.testing.assert_array_equal(restored["params"]["w"], np.full((3, 4), 2.5))
     assert int(restored["step"]) == 7
+
+
+def _two_checkpoints(folder):
+    ckpt = Checkpointer(folder)
+    for step in (1, 2):
+        ckpt.save(step, _state(float(step)), {"history": [{"step": step}], "elapsed": {}})
+    ckpt.close()
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+@pytest.mark.parametrize("damage", ["array file", "extra metadata"])
+def test_unreadable_latest_checkpoint_falls_back_to_the_previous(tmp_path, caplog, damage):
+    folder = tmp_path / "ckpt"
+    _two_checkpoints(folder)
+    if damage == "array file":
+        for f in (folder / "2" / "state").rglob("*"):
+            if f.is_file() and f.parent.name == "d":
+                _truncate(f)
+    else:
+        _truncate(folder / "2" / "extra" / "metadata")
+    with caplog.at_level(logging.WARNING, logger="repro.checkpoint"):
+        restored, extra = Checkpointer(folder).restore(_state(0.0))
+    assert extra["history"] == [{"step": 1}]
+    np.testing.assert_array_equal(restored["params"]["w"], np.full((3, 4), 1.0))
+    assert f"{folder / '2'} is unreadable" in caplog.text
+    assert Checkpointer(folder).latest_step() == 1  # deleted, so the run can save step 2 again
+
+
+def test_no_readable_checkpoint_says_what_to_do(tmp_path):
+    folder = tmp_path / "ckpt"
+    _two_checkpoints(folder)
+    for step in ("1", "2"):
+        _truncate(folder / step / "extra" / "metadata")
+    with pytest.raises(CheckpointError, match=r"no readable checkpoint in .*ckpt.*train.resume=false"):
+        Checkpointer(folder).restore(_state(0.0))
