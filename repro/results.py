@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+# What the report reads from every result file.
+REQUIRED_KEYS = ("config_hash", "seed", "history", "config")
+
+
+class BadResultFile(ValueError):
+    """A result file that cannot be read or lacks what the report needs."""
 
 
 class ResultExistsError(FileExistsError):
@@ -39,11 +48,33 @@ def write_result(path: Path, payload: dict, if_exists: str = "error") -> Path:
     return path
 
 
-def load_results(results_dir: str | Path, experiment: str) -> list[dict]:
-    folder = Path(results_dir) / experiment
+def read_result(path: Path) -> dict:
+    """One result file, checked for what the report needs; BadResultFile names the file."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadResultFile(f"{path} is not a readable result file ({err})") from err
+    if not isinstance(result, dict):
+        raise BadResultFile(f"{path} holds a JSON {type(result).__name__}, not a result object")
+    missing = [k for k in REQUIRED_KEYS if k not in result]
+    if missing:
+        raise BadResultFile(f"{path} lacks {missing}: not a result file of this suite")
+    result["_path"] = str(path)
+    return result
+
+
+def load_results(results_dir: str | Path, experiment: str, strict: bool = False,
+                 skipped: list[str] | None = None) -> list[dict]:
+    """Every result of an experiment. A bad file is skipped with a warning naming it (and its
+    message appended to `skipped`), so one broken file does not hide the rest; strict raises."""
     out = []
-    for path in sorted(folder.glob("*.json")):
-        result = json.loads(path.read_text())
-        result["_path"] = str(path)
-        out.append(result)
+    for path in sorted((Path(results_dir) / experiment).glob("*.json")):
+        try:
+            out.append(read_result(path))
+        except BadResultFile as err:
+            if strict:
+                raise
+            log.warning("skipping %s", err)
+            if skipped is not None:
+                skipped.append(str(err))
     return out

@@ -6,7 +6,7 @@ import yaml
 from repro import report
 from repro.configuration import compose, config_hash
 from repro.data import DataError
-from repro.results import ResultExistsError, load_results, write_result
+from repro.results import BadResultFile, ResultExistsError, load_results, write_result
 from repro.run import run
 
 
@@ -17,7 +17,7 @@ def test_results_are_never_silently_overwritten(tmp_path):
         write_result(path, {"x": 2})
     assert json.loads(path.read_text()) == {"x": 1}
     write_result(path, {"x": 3}, if_exists="overwrite")
-    assert load_results(tmp_path, "exp")[0]["x"] == 3
+    assert json.loads(path.read_text()) == {"x": 3}
 
 
 def test_run_refuses_part_of_a_data_set_unless_allowed(run_overrides, tmp_path):
@@ -71,6 +71,9 @@ def test_report_table_uses_only_current_configs(tmp_path, run_overrides, monkeyp
     for seed in (0, 1):
         run(compose([*base, "optim.lr=0.5", f"seed={seed}"]))
     run(compose([*base, "optim.lr=0.05"]))
+    # Broken files beside them (an empty one, one without a config hash) must not stop the report.
+    (results_dir / "debug" / "empty.json").write_text("")
+    (results_dir / "debug" / "nohash.json").write_text('{"seed": 0}')
 
     # The spec's variants are composed with the same base overrides the runs used.
     real_compose = report.compose
@@ -85,6 +88,11 @@ def test_report_table_uses_only_current_configs(tmp_path, run_overrides, monkeyp
     assert "not run" in row_fast
     assert "2 reported numbers: 0 run with all seeds, 1 partly run, 1 not run; 1 of the 1 run within" in text
     assert "1 other result file(s)" in text and "optim.lr=0.05" in text
+    assert "2 result file(s) could not be read" in text
+    assert "empty.json is not a readable result file" in text and "nohash.json lacks" in text
+    assert len(load_results(results_dir, "debug")) == 3
+    with pytest.raises(BadResultFile, match="empty.json"):
+        report.write_report(results_dir, specs, strict=True)
 
 
 def test_real_specs_name_existing_variants():
