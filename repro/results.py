@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,13 @@ def write_result(path: Path, payload: dict, if_exists: str = "error") -> Path:
             "or choose another seed."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
+    # A temporary name of our own (two writers never share one), renamed into place atomically.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp)
     try:
-        tmp.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make result files private
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(payload, indent=1, sort_keys=False) + "\n")
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
@@ -46,6 +51,18 @@ def write_result(path: Path, payload: dict, if_exists: str = "error") -> Path:
                           "(the run resumes from its last checkpoint)") from err
         raise
     return path
+
+
+def check_writable(folder: str | Path) -> None:
+    """Fail now, before training, if result files cannot be written to `folder`."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write result files to {folder} ({err.strerror or err}): "
+                      "fix its permissions or point paths.results elsewhere; nothing was trained") from err
 
 
 def read_result(path: Path) -> dict:

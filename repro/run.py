@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import shutil
@@ -20,10 +21,11 @@ from repro.checkpoint import Checkpointer
 from repro.configuration import config_hash, config_name, run_name, seed_configs, to_dict
 from repro.data import DataError, Dataset, load_dataset
 from repro.data.pipeline import Preprocessor
+from repro.lock import run_locks
 from repro.loop import Trainer, seed_keys, seed_record
 from repro.optim import make_optimizer
 from repro.parallel import data_mesh
-from repro.results import result_path, write_result
+from repro.results import check_writable, result_path, write_result
 from repro.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -91,19 +93,27 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
         jax.distributed.initialize()  # reads the cluster (e.g. SLURM) environment
     jax.config.update("jax_default_matmul_precision", cfg.precision)
     origin = provenance.collect()  # at the start: the code that runs, not what is there later
-    outcome, todo = {}, []
-    for member in members:  # before any training: skip or refuse seeds that have a result
-        path = result_path(cfg.paths.results, cfg.experiment_name, run_name(member))
-        if path.exists() and cfg.results.if_exists == "skip":
-            log.warning("%s exists: skipping seed %d (results.if_exists=skip)", path, member.seed)
-            outcome[member.seed] = {"skipped": str(path)}
-        elif path.exists() and cfg.results.if_exists != "overwrite":
-            write_result(path, {}, if_exists="error")  # raises with the how-to-fix message
-        else:
-            todo.append(member)
-    if todo:
-        results = _train(cfg, todo, stacked, origin, callbacks, run_dir, t_start)
-        outcome.update({m.seed: r for m, r in zip(todo, results, strict=True)})
+    lead = jax.process_index() == 0  # one process locks, logs and writes results
+    # One process per run name at a time; the result check below runs under the lock, so a run
+    # that finished meanwhile is seen (not trained again and then refused).
+    locks = (run_locks(Path(cfg.paths.checkpoints) / cfg.experiment_name, [run_name(m) for m in members])
+             if lead else contextlib.nullcontext())
+    with locks:
+        outcome, todo = {}, []
+        for member in members:  # before any training: skip or refuse seeds that have a result
+            path = result_path(cfg.paths.results, cfg.experiment_name, run_name(member))
+            if path.exists() and cfg.results.if_exists == "skip":
+                log.warning("%s exists: skipping seed %d (results.if_exists=skip)", path, member.seed)
+                outcome[member.seed] = {"skipped": str(path)}
+            elif path.exists() and cfg.results.if_exists != "overwrite":
+                write_result(path, {}, if_exists="error")  # raises with the how-to-fix message
+            else:
+                todo.append(member)
+        if todo:
+            if lead:
+                check_writable(Path(cfg.paths.results) / cfg.experiment_name)
+            results = _train(cfg, todo, stacked, origin, callbacks, run_dir, t_start)
+            outcome.update({m.seed: r for m, r in zip(todo, results, strict=True)})
     ordered = [outcome[m.seed] for m in members]
     return ordered if stacked else ordered[0]
 

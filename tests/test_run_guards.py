@@ -1,0 +1,72 @@
+"""What stops a run before it trains: another process on the same run, an unwritable results
+folder; and what a killed run leaves behind (a stale lock) not stopping the next one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import stat
+import subprocess
+
+import pytest
+
+from repro.configuration import compose, run_name
+from repro.lock import RunLockedError, run_locks
+from repro.results import write_result
+from repro.run import run
+
+QUICK = ["experiment=debug", "train.steps=20", "train.chunk_steps=10", "train.eval_every=10",
+         "model.hidden=[8]"]
+
+
+def _lock_path(cfg, tmp_path):
+    return tmp_path / "checkpoints" / "debug" / f"{run_name(cfg)}.lock"
+
+
+def _trained(cfg):
+    steps = []
+    try:
+        run(cfg, callbacks=[lambda step, state, record: steps.append(step)])
+    finally:
+        return steps  # noqa: B012 - the steps seen, whatever run() raised
+
+
+def test_a_second_run_of_the_same_config_stops_at_once(run_overrides, tmp_path):
+    cfg = compose([*QUICK, *run_overrides])
+    with run_locks(tmp_path / "checkpoints" / "debug", [run_name(cfg)]):  # a run in progress
+        with pytest.raises(RunLockedError, match=rf"already running \(process {os.getpid()} on host"):
+            run(cfg)
+        assert _trained(cfg) == []
+    assert not _lock_path(cfg, tmp_path).exists()  # released when the first one ends
+    assert run(cfg)["final"]
+
+
+def test_a_stale_lock_of_a_killed_run_is_taken_over(run_overrides, tmp_path, caplog):
+    cfg = compose([*QUICK, *run_overrides])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = _lock_path(cfg, tmp_path)
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    with caplog.at_level(logging.WARNING, logger="repro.lock"):
+        assert run(cfg)["final"]
+    assert f"taking over the stale lock {lock}" in caplog.text
+    assert not lock.exists()
+
+
+def test_an_unwritable_results_folder_stops_the_run_before_training(run_overrides, tmp_path):
+    # As root, permissions do not stop writes: a results path under a regular file does.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    cfg = compose([*QUICK, *run_overrides, f"paths.results={blocker / 'results'}"])
+    with pytest.raises(OSError, match="cannot write result files to .*nothing was trained"):
+        run(cfg)
+    assert _trained(cfg) == []
+
+
+def test_result_files_are_written_through_a_private_temporary_name(tmp_path):
+    path = write_result(tmp_path / "exp" / "a.json", {"x": 1})
+    assert [p.name for p in path.parent.iterdir()] == ["a.json"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
