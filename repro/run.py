@@ -155,14 +155,16 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
     tracker = Tracker(logger_cfg, [to_dict(m) for m in members], names, cfg.train.steps,
                       int(np.max(state["step"])), run_dir, job_type=config_name(cfg),
                       stacked=stacked, show_progress=cfg.progress and lead, desc=name)
+    failed = True  # a run that raises (NaN loss, interrupt, any error) ends non-zero in wandb
     try:
         state, history, timing = trainer.fit(
             state, cfg.train.steps, chunk_steps=cfg.train.chunk_steps,
             eval_every=cfg.train.eval_every, history=history,
             callbacks=[save_checkpoint, tracker, *callbacks],
         )
+        failed = False
     finally:
-        tracker.finish()
+        tracker.finish(exit_code=1 if failed else 0)
         if checkpointer:
             checkpointer.close()
 

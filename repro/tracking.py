@@ -67,8 +67,9 @@ class Tracker:
                  for k in scalars[0] if k.endswith(("loss", "accuracy"))}
         self.bar.set_postfix(shown, refresh=False)
 
-    def finish(self) -> None:
+    def finish(self, exit_code: int = 0) -> None:
+        """Close the bar and every wandb run; exit_code != 0 marks the runs failed in wandb."""
         self.bar.close()
         for run in self.runs:
-            run.finish()  # needed per job, or multirun jobs merge into one wandb run
+            run.finish(exit_code=exit_code)  # needed per job, or multirun jobs merge into one wandb run
         self.runs = []

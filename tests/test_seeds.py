@@ -31,7 +31,7 @@ class FakeWandb(types.ModuleType):
     def init(self, **kwargs):
         run = types.SimpleNamespace(kwargs=kwargs, logged=[], finished=False)
         run.log = lambda values, step: run.logged.append((step, values))
-        run.finish = lambda: setattr(run, "finished", True)
+        run.finish = lambda exit_code=0: run.__dict__.update(finished=True, exit_code=exit_code)
         self.runs.append(run)
         return run
 
@@ -78,6 +78,7 @@ def test_vmapped_seeds_write_the_results_of_separate_runs(run_overrides, tmp_pat
         assert wandb_run.kwargs["group"] == "sweep1"
         assert wandb_run.kwargs["job_type"] == config_name(cfg)
         assert wandb_run.kwargs["config"]["seed"] == result["seed"] and wandb_run.finished
+        assert wandb_run.exit_code == 0
         last_step, last = wandb_run.logged[-1]
         assert last_step == 80 and last["train/loss"] == result["history"][-1]["train/loss"]
 
@@ -120,11 +121,12 @@ def test_bad_seeds_are_clear_errors(run_overrides, seeds, message):
         run(compose(overrides))
 
 
-def test_nan_loss_names_the_seed(run_overrides):
+def test_nan_loss_names_the_seed_and_fails_the_wandb_runs(run_overrides, fake_wandb):
     cfg = compose([*TINY, *run_overrides, "seeds=[5,6]", "optim.lr=1e30", "model.batchnorm=false",
-                   "model.activation=relu", "train.steps=20"])
+                   "model.activation=relu", "train.steps=20", "logger.mode=offline"])
     with pytest.raises(NonFiniteLossError, match=r"seed\(s\) \[5, 6\] of the seeds \[5, 6\]"):
         run(cfg)
+    assert [(r.finished, r.exit_code) for r in fake_wandb.runs] == [(True, 1), (True, 1)]
 
 
 def test_sweep_group():
