@@ -218,16 +218,19 @@ class Trainer:
         eval_every: int,
         history: list | None = None,
         callbacks: Sequence[Callable] = (),
+        timing: dict | None = None,
     ):
         """Train from state['step'] to total_steps. Calls each callback(step, state, record)
         at every chunk boundary; record holds train metrics and, at eval points, eval metrics.
-        Records are appended to `history` in place, so callbacks (checkpoints) see them."""
+        Records are appended to `history` in place, so callbacks (checkpoints) see them; so
+        is `timing` (train/eval seconds and steps of this call so far) updated in place."""
         if eval_every % chunk_steps:
             raise ValueError(f"train.eval_every={eval_every} must be a multiple of "
                              f"train.chunk_steps={chunk_steps}")
         history = [] if history is None else history
         step = int(np.max(state["step"]))
-        timing = {"train_seconds": 0.0, "eval_seconds": 0.0, "steps": total_steps - step}
+        timing = {} if timing is None else timing
+        timing.update(train_seconds=0.0, eval_seconds=0.0, steps=0)
         if step == 0 and not history:
             t0 = time.perf_counter()
             record = {"step": 0, **_to_python(self.evaluate(state))}
@@ -243,6 +246,7 @@ class Trainer:
             summary = jax.device_get(summary)  # the one host sync per chunk
             timing["train_seconds"] += time.perf_counter() - t0
             step += num_steps
+            timing["steps"] += num_steps
             bad = np.asarray(summary.pop("first_nonfinite_step")).reshape(-1)
             if (bad >= 0).any():
                 which = ""

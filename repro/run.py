@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import logging
 import shutil
@@ -38,6 +39,10 @@ def _cached_dataset(name, data_dir, validation_size, limit_train, binarize_seed=
     # Multirun jobs in one process share the decoded data set.
     return load_dataset(name, data_dir, validation_size=validation_size, limit_train=limit_train,
                         binarize_seed=binarize_seed, test_redraws=test_redraws)
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def dataset_for(cfg: DictConfig) -> Dataset:
@@ -133,20 +138,30 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
             f"+data.allow_partial=true to run anyway (its own config hash, so it never stands in "
             f"for a reproduction; the result file records data_partial).")
     trainer, _ = build_trainer(cfg, data, seeds=seeds if stacked else None)
-    state, history, elapsed = trainer.initial_state, [], {}
+    state, history, prior = trainer.initial_state, [], {}
     checkpointer = None
     if cfg.train.checkpoint_every:
         checkpointer = Checkpointer(Path(cfg.paths.checkpoints) / cfg.experiment_name / name)
         if cfg.train.resume and checkpointer.latest_step() is not None:
             state, extra = checkpointer.restore(state)
-            history, elapsed = extra["history"], extra["elapsed"]
+            history, prior = extra["history"], extra["elapsed"]  # timing of the earlier parts
             log.info("resumed %s from step %d", name, int(np.max(state["step"])))
+    part = {"from_step": int(np.max(state["step"])), "started_utc": _utc_now()}
+    fit_timing: dict = {}  # this part's, updated by fit as it goes
+
+    def elapsed(step) -> dict:
+        """Timing summed over every part of the run (each resume starts a part) up to `step`."""
+        total = {k: prior.get(k, 0.0) + fit_timing.get(k, 0.0)
+                 for k in ("train_seconds", "eval_seconds", "steps")}
+        return {**total, "steps": int(total["steps"]),
+                "compile_seconds": prior.get("compile_seconds", 0.0) + trainer.compile_seconds,
+                "wall_seconds": prior.get("wall_seconds", 0.0) + time.perf_counter() - t_start,
+                "parts": [*prior.get("parts", []), {**part, "to_step": step, "stopped_utc": _utc_now()}]}
 
     def save_checkpoint(step, state, record):
         if checkpointer and step and (step % cfg.train.checkpoint_every == 0
                                       or step == cfg.train.steps):
-            wall = elapsed.get("wall_seconds", 0.0) + time.perf_counter() - t_start
-            checkpointer.save(step, state, {"history": history, "elapsed": {"wall_seconds": wall}})
+            checkpointer.save(step, state, {"history": history, "elapsed": elapsed(step)})
 
     lead = jax.process_index() == 0  # one process logs and writes the result
     logger_cfg = {**cfg.logger, "group": cfg.logger.group or cfg.experiment_name}
@@ -157,10 +172,10 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
                       stacked=stacked, show_progress=cfg.progress and lead, desc=name)
     failed = True  # a run that raises (NaN loss, interrupt, any error) ends non-zero in wandb
     try:
-        state, history, timing = trainer.fit(
+        state, history, _ = trainer.fit(
             state, cfg.train.steps, chunk_steps=cfg.train.chunk_steps,
             eval_every=cfg.train.eval_every, history=history,
-            callbacks=[save_checkpoint, tracker, *callbacks],
+            callbacks=[save_checkpoint, tracker, *callbacks], timing=fit_timing,
         )
         failed = False
     finally:
@@ -168,10 +183,9 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
         if checkpointer:
             checkpointer.close()
 
-    wall = elapsed.get("wall_seconds", 0.0) + time.perf_counter() - t_start
-    # One timing for the group: the vmapped seeds ran in the same steps.
-    timing.update(compile_seconds=trainer.compile_seconds, wall_seconds=wall,
-                  steps_per_second=timing["steps"] / max(timing["train_seconds"], 1e-9),
+    # One timing for the group (the vmapped seeds ran in the same steps), over all its parts.
+    timing = elapsed(cfg.train.steps)
+    timing.update(steps_per_second=timing["steps"] / max(timing["train_seconds"], 1e-9),
                   vmapped_seeds=seeds if stacked else None)
     results = []
     for i, member in enumerate(members):
@@ -190,7 +204,7 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
             "final": final,
             "history": own,
             "timing": timing,
-            "resumed": bool(elapsed),
+            "resumed": bool(prior),
             "provenance": origin,
         }
         out_path = result_path(cfg.paths.results, cfg.experiment_name, names[i])

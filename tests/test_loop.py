@@ -223,3 +223,17 @@ def test_resume_restores_the_optimizer_state(run_overrides, tmp_path, optim):
     assert resumed["resumed"]
     assert [r["step"] for r in resumed["history"]] == [r["step"] for r in straight["history"]]
     assert resumed["final"] == straight["final"]
+
+
+@pytest.mark.parametrize("stop_at", [40, 60], ids=["mid-run", "at-the-last-step"])
+def test_a_resumed_runs_timing_covers_every_part(run_overrides, stop_at):
+    """Steps and seconds add up over the interrupted part and the resumed one, and each part
+    is listed with its step range, also when the run was stopped after its last checkpoint."""
+    cfg = compose(["experiment=debug", *run_overrides, "train.steps=60", "train.chunk_steps=20",
+                   "train.eval_every=20", "train.checkpoint_every=20", "model.hidden=[8]"])
+    interrupted_run(cfg, at_step=stop_at)
+    timing = run(cfg)["timing"]
+    assert timing["steps"] == 60 and timing["steps_per_second"] > 0
+    assert [(p["from_step"], p["to_step"]) for p in timing["parts"]] == [(0, stop_at), (stop_at, 60)]
+    assert timing["train_seconds"] > 0 and timing["compile_seconds"] > 0
+    assert all(p["started_utc"] <= p["stopped_utc"] for p in timing["parts"])
