@@ -21,4 +21,13 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from repro.configuration import check_command_line
+    from repro.validation import ConfigError
+
+    try:  # before Hydra: its error for a misspelt key does not list the valid ones
+        check_command_line(sys.argv[1:])
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
     main()

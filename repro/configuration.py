@@ -75,10 +75,48 @@ def seed_configs(cfg: DictConfig) -> list[DictConfig]:
     return members
 
 
+def _is_group_choice(override: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("+~")
+    return "=" in override and ("/" in key or (CONFIG_DIR / key).is_dir())
+
+
 def compose(overrides: list[str] | None = None) -> DictConfig:
-    """The config `python -m repro <overrides>` would run, without starting Hydra's app."""
+    """The config `python -m repro <overrides>` would run, without starting Hydra's app. A
+    misspelt key or a `+key` no code reads is a ConfigError listing the valid keys."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import ConfigCompositionException
 
+    from repro.validation import check_override_keys
+
+    overrides = list(overrides or [])
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides or []))
+        try:
+            cfg = hydra_compose(config_name="config", overrides=overrides)
+        except ConfigCompositionException:
+            # Say which key is wrong and what the valid ones are, if that is the problem.
+            check_override_keys(hydra_compose(config_name="config",
+                                              overrides=[o for o in overrides if _is_group_choice(o)]),
+                                [o for o in overrides if not _is_group_choice(o)])
+            raise
+    check_override_keys(cfg, [o for o in overrides if not _is_group_choice(o)])
+    return cfg
+
+
+def check_command_line(args: list[str]) -> None:
+    """The CLI's overrides checked as compose() checks them, before Hydra runs (it would report
+    a misspelt key without the valid ones). Sweep values (a,b,c) are checked by their first."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    from repro.validation import check_override_keys
+
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    choices = [o.split(",")[0] for o in overrides if _is_group_choice(o) and not o.startswith("hydra")]
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=choices)
+    except HydraException:
+        return  # e.g. an unknown experiment: Hydra's own error lists the options
+    check_override_keys(cfg, [o for o in overrides if not _is_group_choice(o)])

@@ -28,6 +28,7 @@ from repro.optim import make_optimizer
 from repro.parallel import data_mesh
 from repro.results import check_writable, result_path, write_result
 from repro.tracking import Tracker
+from repro.validation import validate
 
 log = logging.getLogger(__name__)
 for _noisy in ("absl", "jax._src.xla_bridge"):  # orbax/XLA chatter at INFO level
@@ -89,6 +90,7 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
     Returns the result dict, or for seeds=[...] the list of them, in seed order, with a
     {"skipped": path} entry for each seed that results.if_exists=skip left out."""
     t_start = time.perf_counter()
+    validate(cfg)  # before any data is loaded
     members = seed_configs(cfg)  # checks seeds
     stacked = cfg.seeds is not None
     if cfg.distributed and stacked:

@@ -6,6 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from repro.configuration import CONFIG_DIR, NOT_HASHED, compose, config_hash, run_name, to_dict
+from repro.validation import ConfigError, validate
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
@@ -29,10 +30,63 @@ def test_bn_mnist_matches_the_paper_setup():
 
 
 def test_unknown_key_and_unknown_experiment_are_errors():
-    with pytest.raises(ConfigCompositionException, match="optim.lrr"):
+    with pytest.raises(ConfigError, match=r"'optim.lrr'. Did you mean optim.lr\? Valid keys of optim: .*lr, "
+                                          r"momentum"):
         compose(["experiment=bn_mnist", "optim.lrr=0.1"])
+    with pytest.raises(ConfigError, match=r"'precison'. Did you mean precision\? Valid keys at the top"):
+        compose(["experiment=bn_mnist", "precison=high"])
     with pytest.raises(ConfigCompositionException, match="nosuchpaper"):
         compose(["experiment=nosuchpaper"])
+
+
+def test_plus_adds_only_keys_that_some_code_reads():
+    with pytest.raises(ConfigError, match=r"\+train.stpes adds a key that no code reads"):
+        compose(["experiment=debug", "+train.stpes=5"])
+    with pytest.raises(ConfigError, match=r"\+model.bogus adds a key"):
+        compose(["experiment=debug", "+model.bogus=1"])
+    assert compose(["experiment=debug", "+data.allow_partial=true"]).data.allow_partial
+    # A model argument its config leaves out may be added (every current config lists them all).
+    from repro.validation import _target_takes
+
+    cfg = compose(["experiment=debug"])
+    assert _target_takes(cfg, "model", "init_std") and not _target_takes(cfg, "model", "bogus")
+
+
+def test_the_command_line_lists_the_valid_keys_of_a_misspelt_one():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "repro", "-m", "experiment=debug", "train.stpes=5,6"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "Did you mean train.steps? Valid keys of train: batch_size" in out.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.steps=abc", "train.steps='abc' is not allowed: it must be an integer > 0"),
+    ("train.steps=-5", "train.steps=-5 is not allowed"),
+    ("train.batch_size=0", "train.batch_size=0 is not allowed"),
+    ("train.batch_size=-1", "train.batch_size=-1 is not allowed"),
+    ("train.chunk_steps=0", "train.chunk_steps=0 is not allowed"),
+    ("optim.lr=abc", "optim.lr='abc' is not allowed: it must be a number > 0"),
+    ("optim.lr=-1", "optim.lr=-1 is not allowed"),
+    ("results.if_exists=bogus", "results.if_exists='bogus' is not allowed: it must be one of error, skip"),
+    ("logger.mode=loud", "logger.mode='loud' is not allowed: it must be one of online, offline, disabled"),
+    ("precision=fast", "precision='fast' is not allowed"),
+    ("train.checkpoint_every=70", r"train.checkpoint_every=70 must be a multiple of train.chunk_steps=50"),
+    ("train.eval_every=75", r"train.eval_every=75 must be a multiple of train.chunk_steps=50"),
+])
+def test_bad_values_stop_the_run_before_any_data_is_loaded(override, message):
+    from repro.run import run
+
+    cfg = compose(["experiment=debug", "data.dir=/nonexistent", override])
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        run(cfg)  # a ConfigError, not the DataError loading /nonexistent would give
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_config_validates(experiment):
+    validate(compose([f"experiment={experiment}"]))
 
 
 def test_hash_ignores_seed_and_logging_but_not_hyperparameters():
