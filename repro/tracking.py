@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +11,42 @@ from tqdm.auto import tqdm
 
 from repro.loop import seed_record
 
+log = logging.getLogger(__name__)
+
 
 def sweep_group(experiment_name: str, sweep_dir: str | None) -> str:
     """The default wandb group: one per sweep (<experiment>-<sweep dir name>, e.g.
     bn_mnist-2026-01-20_12-00-00), so a sweep's runs sit together apart from other sweeps of
     that experiment; a single run goes to the experiment's group."""
     return f"{experiment_name}-{Path(sweep_dir).name}" if sweep_dir else experiment_name
+
+
+WANDB_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
+               "disabled": "disabled"}
+
+
+def resolve_mode(configured: str | None) -> str:
+    """logger.mode if set (it wins), else $WANDB_MODE, else offline: runs never need a network
+    unless asked, and a user's usual WANDB_MODE applies when the config leaves it open."""
+    if configured:
+        return configured
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env and env not in WANDB_MODES:
+        raise ValueError(f"WANDB_MODE={env!r} is not a wandb mode; use online, offline or disabled")
+    return WANDB_MODES.get(env, "offline")
+
+
+def _init_run(wandb, mode: str, timeout: float, **kwargs):
+    """wandb.init; an online run that cannot reach the server goes on offline (before training,
+    so no work is lost) instead of failing."""
+    if mode != "online":
+        return wandb.init(mode=mode, **kwargs)
+    try:
+        return wandb.init(mode="online", settings=wandb.Settings(init_timeout=timeout), **kwargs)
+    except Exception as err:  # noqa: BLE001 - no network, bad key, server down: all the same here
+        log.warning("wandb online failed (%s: %s); logging offline instead (sync later with "
+                    "`wandb sync`)", type(err).__name__, str(err)[:200])
+        return wandb.init(mode="offline", **kwargs)
 
 
 class Tracker:
@@ -30,17 +62,18 @@ class Tracker:
                  start_step: int, run_dir: str, *, job_type: str | None = None, stacked: bool = False,
                  show_progress: bool = True, desc: str | None = None):
         self.stacked, self.runs = stacked, []
-        if logger_cfg["mode"] != "disabled":
+        mode = resolve_mode(logger_cfg.get("mode"))
+        if mode != "disabled":
             import wandb
 
             for i, (name, config) in enumerate(zip(names, configs, strict=True)):
-                self.runs.append(wandb.init(
+                self.runs.append(_init_run(
+                    wandb, mode, logger_cfg.get("init_timeout") or 30,
                     project=logger_cfg["project"],
                     entity=logger_cfg.get("entity"),
                     group=logger_cfg.get("group"),
                     job_type=job_type,
                     name=name,
-                    mode=logger_cfg["mode"],
                     dir=run_dir,
                     config=config,
                     tags=list(logger_cfg.get("tags") or []),

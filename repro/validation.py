@@ -47,7 +47,7 @@ RULES = {
     "optim.name": _one_of("sgd", "adam"),
     "optim.schedule": _one_of("constant", "piecewise", "cosine"),
     "results.if_exists": _one_of("error", "skip", "overwrite"),
-    "logger.mode": _one_of("online", "offline", "disabled"),
+    "logger.mode": _one_of(None, "online", "offline", "disabled"),  # None: $WANDB_MODE or offline
     "precision": _one_of("default", "high", "highest"),
 }
 
