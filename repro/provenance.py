@@ -1,10 +1,15 @@
-"""Where a number came from: code version, library versions, hardware, JAX flags."""
+"""Where a number came from: code version, library versions, hardware, JAX flags.
+
+What a result file says about the machine is what a reader needs to judge the number (device
+kind, versions), not where it ran: no hostname, and paths on the machine (the repository, the
+data folder, the home folder) are written as placeholders (`private_paths`).
+"""
 
 from __future__ import annotations
 
 import datetime
+import os
 import platform
-import socket
 import subprocess
 import sys
 from importlib import metadata
@@ -43,7 +48,6 @@ def hardware() -> dict:
         "device_kind": devices[0].device_kind,
         "device_count": len(devices),
         "process_count": jax.process_count(),
-        "host": socket.gethostname(),
         "cpu": platform.processor() or platform.machine(),
     }
 
@@ -65,6 +69,33 @@ def collect() -> dict:
         "versions": versions(),
         "hardware": hardware(),
         "jax_flags": {f: str(getattr(jax.config, f)) for f in JAX_FLAGS if hasattr(jax.config, f)},
-        "command": " ".join(sys.argv),
+        "command": scrub(" ".join(sys.argv), private_paths()),
         "time_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def private_paths(data_dir: str | Path | None = None) -> dict[str, str]:
+    """{absolute path on this machine: placeholder}, longest first (the most specific wins)."""
+    found = {str(REPO): "<repo>", str(Path.home()): "~"}
+    data_dir = data_dir or os.environ.get("REPRO_DATA_DIR")
+    if data_dir:
+        found[str(Path(data_dir).expanduser().resolve())] = "<data dir>"
+        found[str(data_dir)] = "<data dir>"
+    return dict(sorted(found.items(), key=lambda kv: -len(kv[0])))
+
+
+def scrub(tree, replacements: dict[str, str]):
+    """`tree` (a JSON-like value) with every occurrence of each path replaced by its placeholder."""
+    if isinstance(tree, str):
+        for path, placeholder in replacements.items():
+            if path and path != "/":
+                tree = tree.replace(path, placeholder)
+        return tree
+    if isinstance(tree, dict):
+        return {k: scrub(v, replacements) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [scrub(v, replacements) for v in tree]
+    return tree

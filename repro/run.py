@@ -26,6 +26,7 @@ from repro.lock import run_locks
 from repro.loop import Trainer, seed_keys, seed_record
 from repro.optim import make_optimizer
 from repro.parallel import data_mesh
+from repro.provenance import scrub
 from repro.results import check_writable, result_path, write_result
 from repro.tracking import Tracker
 from repro.validation import validate
@@ -190,6 +191,7 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
     timing.update(steps_per_second=timing["steps"] / max(timing["train_seconds"], 1e-9),
                   vmapped_seeds=seeds if stacked else None)
     results = []
+    private = provenance.private_paths(cfg.data.dir)  # machine paths stay out of result files
     for i, member in enumerate(members):
         own = [seed_record(r, i) for r in history] if stacked else history
         final = next(r for r in reversed(own) if any("/" in k and not k.startswith("train/")
@@ -200,8 +202,9 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
             "tag": member.tag,
             "seed": member.seed,
             "config_hash": config_hash(member),
-            "config": to_dict(member),
-            "data_source": data.source,
+            "config": scrub(to_dict(member), private),
+            "data_source": scrub(data.source, private),
+            "data_splits": {split: len(arrays["label"]) for split, arrays in data.splits.items()},
             "data_partial": data.partial,
             "final": final,
             "history": own,

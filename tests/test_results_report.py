@@ -212,3 +212,25 @@ def test_committed_results_still_match_their_experiment_configs():
         if config_hash(cfg) != result["config_hash"]:
             problems.append(f"{path.name}: hash now {config_hash(cfg)}, stored {result['config_hash']}")
     assert not problems, "\n".join(problems)
+
+
+def test_result_files_carry_no_machine_paths_or_hostname(run_overrides, tiny_data_dir):
+    import socket
+    from pathlib import Path
+
+    result = run(compose(["experiment=debug", *run_overrides, "train.steps=20", "train.chunk_steps=10",
+                          "train.eval_every=10"]))
+    text = Path(result_path_of(result)).read_text()
+    assert str(tiny_data_dir) not in text and "<data dir>" in text
+    assert str(report.ROOT) not in text and str(Path.home()) + "/" not in text
+    assert '"host"' not in text and f'"{socket.gethostname()}"' not in text
+    stored = json.loads(text)
+    assert stored["data_source"] == "mirror:<data dir>/mnist"
+    assert stored["data_splits"] == {"train": 600, "test": 200}
+    assert stored["provenance"]["hardware"]["device_kind"] and stored["provenance"]["versions"]["jax"]
+
+
+def result_path_of(result: dict):
+    from repro.results import result_path
+
+    return result_path(result["config"]["paths"]["results"], result["experiment"], result["name"])
