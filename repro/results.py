@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -55,11 +56,17 @@ def write_result(path: Path, payload: dict, if_exists: str = "error") -> Path:
 
 def check_writable(folder: str | Path) -> None:
     """Fail now, before training, if result files cannot be written to `folder`."""
-    folder = Path(folder)
+    folder = Path(folder).absolute()
+    top = folder  # the first folder this check creates: removed again, nothing is left behind
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    created = not top.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
+        if created:
+            shutil.rmtree(top)
     except OSError as err:
         raise OSError(err.errno, f"cannot write result files to {folder} ({err.strerror or err}): "
                       "fix its permissions or point paths.results elsewhere; nothing was trained") from err
