@@ -10,7 +10,7 @@ SEEDS ?= 0,1,2
 #   make repro-vardrop ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'
 ARGS ?=
 
-.PHONY: help venv test test-slow lint bench bench-loop bench-resnet bench-vardrop report repro-bn-mnist \
+.PHONY: help venv test test-slow test-kill lint bench bench-loop bench-resnet bench-vardrop report repro-bn-mnist \
 	sweep-bn-mnist repro-resnet-cifar10 repro-vardrop sweep-vardrop repro-pixelcnn-mnist \
 	bench-pixelcnn clean
 
@@ -32,6 +32,9 @@ test: venv ## fast test suite (CPU, a few minutes)
 
 test-slow: venv ## the long real-data tests too
 	$(PY) -m pytest -m "slow or not slow"
+
+test-kill: venv ## kill -9 a run 12 times at random moments, rerun each time: same result as uninterrupted
+	$(PY) -m pytest -m slow tests/test_kill_resume.py
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
