@@ -33,7 +33,8 @@ def _positive_number(v):
 
 
 def _one_of(*allowed):
-    return lambda v: (v in allowed, f"one of {', '.join(map(str, allowed))}")
+    names = ", ".join("null" if a is None else str(a) for a in allowed)
+    return lambda v: (v in allowed, f"one of {names}")
 
 
 RULES = {
