@@ -71,7 +71,7 @@ def test_the_command_line_lists_the_valid_keys_of_a_misspelt_one():
     ("optim.lr=abc", "optim.lr='abc' is not allowed: it must be a number > 0"),
     ("optim.lr=-1", "optim.lr=-1 is not allowed"),
     ("results.if_exists=bogus", "results.if_exists='bogus' is not allowed: it must be one of error, skip"),
-    ("logger.mode=loud", "logger.mode='loud' is not allowed: it must be one of null, online, offline, disabled"),
+    ("logger.mode=loud", "logger.mode='loud' is not allowed: it must be one of null, online, offline"),
     ("precision=fast", "precision='fast' is not allowed"),
     ("train.checkpoint_every=70", r"train.checkpoint_every=70 must be a multiple of train.chunk_steps=50"),
     ("train.eval_every=75", r"train.eval_every=75 must be a multiple of train.chunk_steps=50"),
