@@ -204,7 +204,7 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
             "config_hash": config_hash(member),
             "config": scrub(to_dict(member), private),
             "data_source": scrub(data.source, private),
-            "data_splits": {split: len(arrays["label"]) for split, arrays in data.splits.items()},
+            "data": data.identity(),
             "data_partial": data.partial,
             "final": final,
             "history": own,

@@ -226,7 +226,9 @@ def test_result_files_carry_no_machine_paths_or_hostname(run_overrides, tiny_dat
     assert '"host"' not in text and f'"{socket.gethostname()}"' not in text
     stored = json.loads(text)
     assert stored["data_source"] == "mirror:<data dir>/mnist"
-    assert stored["data_splits"] == {"train": 600, "test": 200}
+    assert stored["data"]["splits"] == {"train": 600, "test": 200}
+    assert set(stored["data"]["sha256"]) == {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
     assert stored["provenance"]["hardware"]["device_kind"] and stored["provenance"]["versions"]["jax"]
 
 

@@ -26,20 +26,21 @@ def read_sums(path: Path) -> dict[str, str]:
     return sums
 
 
-def verify(name: str, data: bytes, official: str | None, mirror: str | None, how_to_fix: str) -> bool:
-    """True if `data` is the official file; False if it is other content the mirror vouches for
-    (its sums file lists it, matching) or that nothing can vouch for (no sum known anywhere).
-    Raises DataError for content that matches no sum it should: a corrupt file."""
+def verify(name: str, data: bytes, official: str | None, mirror: str | None,
+           how_to_fix: str) -> dict:
+    """{"sha256": the file's, "official": True if it is the official file, False if it is other
+    content the mirror vouches for (its sums file lists it, matching) or that nothing vouches
+    for, None if no official sum is known}. A DataError for content that matches no sum it
+    should: a corrupt file."""
     from repro.data.dataset import DataError
 
     got = sha256_bytes(data)
-    if official is not None and got == official:
-        return True
-    if mirror is not None and got == mirror:
-        return False  # e.g. a subset: loads, but the data set is then marked as not official
+    known = None if official is None else got == official
+    if known or (mirror is not None and got == mirror):  # a subset loads, marked not official
+        return {"sha256": got, "official": known}
     expected = " or ".join(f"{s[:16]}... ({who})" for s, who in ((official, "official"),
                                                                  (mirror, "mirror's SHA256SUMS")) if s)
     if expected:
         raise DataError(f"checksum mismatch for {name}: expected sha256 {expected}, got {got[:16]}...; "
                         f"the file is corrupt or not the official one. {how_to_fix}")
-    return False
+    return {"sha256": got, "official": None}

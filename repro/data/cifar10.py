@@ -26,13 +26,13 @@ def _find_folder(root: Path) -> tuple[Path, Path | None]:
     raise DataError(f"no cifar-10-batches-py/ folder under {root}. {HOW_TO_FIX}")
 
 
-def _read_batch(path: Path, expected: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _read_batch(path: Path, expected: str | None) -> tuple[np.ndarray, np.ndarray, dict]:
     if not path.exists():
         raise DataError(f"CIFAR-10 file {path} is missing. {HOW_TO_FIX}")
     raw = path.read_bytes()
     # No official per-file sums are built in (no verified copy of the full set on these
     # machines): the mirror's sums are checked, and a short data set is caught by its size.
-    checksums.verify(path.name, raw, None, expected, HOW_TO_FIX)
+    checked = checksums.verify(path.name, raw, None, expected, HOW_TO_FIX)
     try:
         batch = pickle.loads(raw, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
@@ -41,17 +41,18 @@ def _read_batch(path: Path, expected: str | None) -> tuple[np.ndarray, np.ndarra
         raise DataError(f"{path} is not a CIFAR-10 python batch ({err}). {HOW_TO_FIX}") from err
     # Rows are 1024 R, 1024 G, 1024 B values of a 32x32 image: to NHWC.
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return images, labels
+    return images, labels, checked
 
 
 def read_mirror(root: Path):
     folder, base = _find_folder(root)
     sums = checksums.read_sums(base / "SHA256SUMS")
-    splits = {}
+    splits, files = {}, {}
     for split, names in (("train", TRAIN_FILES), ("test", TEST_FILES)):
         parts = [_read_batch(folder / n, sums.get(f"cifar-10-batches-py/{n}")) for n in names]
+        files.update((n, p[2]) for n, p in zip(names, parts, strict=True))
         splits[split] = {
             "image": np.concatenate([p[0] for p in parts]),
             "label": np.concatenate([p[1] for p in parts]),
         }
-    return splits, 10, f"mirror:{folder}", []
+    return splits, 10, f"mirror:{folder}", files

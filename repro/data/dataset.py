@@ -30,6 +30,12 @@ class Dataset:
     # How the source falls short of the official data set, e.g. "5085 of 50000 train images"
     # or files whose content is not the official one (a mirror's sums vouched for them).
     partial: str | None = None
+    files: dict[str, dict] = dataclasses.field(default_factory=dict)  # sha256, official per file
+
+    def identity(self) -> dict:
+        """What the data are, not where they lie: name, split sizes, the files' SHA-256."""
+        return {"name": self.name, "splits": {s: len(v["label"]) for s, v in self.splits.items()},
+                "sha256": {f: checked["sha256"] for f, checked in self.files.items()}}
 
     def split(self, name: str) -> dict[str, np.ndarray]:
         if name not in self.splits:
@@ -95,9 +101,10 @@ def load_dataset(
         raise DataError(f"unknown data set {name!r}; known: {sorted(readers)}")
     root = resolve_data_dir(data_dir)
     if root is not None:
-        splits, num_classes, source, unofficial = readers[name](root)
+        splits, num_classes, source, files = readers[name](root)
     else:
-        splits, num_classes, source, unofficial = tfds_source.read(name)
+        splits, num_classes, source, files = tfds_source.read(name)
+    unofficial = [f for f, checked in files.items() if checked["official"] is False]
     partial = missing_examples(name, splits)
     if unofficial and not partial:  # official sizes, other content (a short set says so already)
         partial = (f"not the official content of {', '.join(unofficial)} "
@@ -113,7 +120,8 @@ def load_dataset(
     if limit_train:
         splits["train"] = {k: v[:limit_train] for k, v in splits["train"].items()}
     splits = _carve_validation(splits, validation_size)
-    return Dataset(name=name, splits=splits, num_classes=num_classes, source=source, partial=partial)
+    return Dataset(name=name, splits=splits, num_classes=num_classes, source=source, partial=partial,
+                   files=files)
 
 
 def missing_examples(name: str, splits: dict) -> str | None:

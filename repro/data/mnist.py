@@ -56,15 +56,15 @@ def read_mirror(root: Path):
     """Read <root>/mnist (or <root> itself if it holds the files); verify checksums."""
     folder = root / "mnist" if (root / "mnist").is_dir() else root
     mirror_sums = checksums.read_sums(folder / "SHA256SUMS.uncompressed")
-    splits, unofficial = {}, []
+    splits, files = {}, {}
     for split, (images_stem, labels_stem) in FILES.items():
         arrays = {}
         for key, stem in (("image", images_stem), ("label", labels_stem)):
             raw = _read_file(folder, stem)
-            if not checksums.verify(stem, raw, OFFICIAL_SHA256[stem], mirror_sums.get(stem), HOW_TO_FIX):
-                unofficial.append(stem)
+            files[stem] = checksums.verify(stem, raw, OFFICIAL_SHA256[stem], mirror_sums.get(stem),
+                                           HOW_TO_FIX)
             arrays[key] = parse_idx(raw)
         if len(arrays["image"]) != len(arrays["label"]):
             raise DataError(f"MNIST {split}: {len(arrays['image'])} images but {len(arrays['label'])} labels")
         splits[split] = {"image": arrays["image"][..., None], "label": arrays["label"].astype(np.int32)}
-    return splits, 10, f"mirror:{folder}", unofficial
+    return splits, 10, f"mirror:{folder}", files

@@ -31,5 +31,5 @@ def read(name: str, data_dir: str | None = None):
             "image": np.stack([e["image"] for e in examples]).astype(np.uint8),
             "label": np.asarray([e["label"] for e in examples], dtype=np.int32),
         }
-    # TFDS checks its downloads against its own registered checksums: nothing unofficial.
-    return splits, builder.info.features["label"].num_classes, f"tfds:{builder.info.full_name}", []
+    # TFDS checks its downloads against its own registered checksums.
+    return splits, builder.info.features["label"].num_classes, f"tfds:{builder.info.full_name}", {}
