@@ -115,6 +115,7 @@ MNIST_BODY = {
         "weight sample per minibatch (here less: drawing a full weight-noise matrix per step costs "
         "more than noise per pre-activation) and ~100-160x less than a sample per example.",
     ],
+    "vmap_seeds": True,  # small MLPs: python -m repro.reproduce trains each variant's seeds together
     "variants": {},
     "reported": [],
     "claims": [

@@ -1,0 +1,207 @@
+"""`python -m repro.reproduce <paper>`: run a paper's spec on this machine and check it.
+
+The spec (experiments/<paper>/spec.yaml) is the one source of the run grid: every variant x
+its seeds (the most `seeds_wanted` of its reported rows, default 3). Runs this machine has not
+made yet are trained into the git-ignored `local/` area, never into the committed `results/`;
+then every reported number is shown three ways (paper, committed reference, this machine) with
+two verdicts: reference vs paper (the spec's tolerance) and this machine vs reference:
+
+- **bitwise equal**: every seed this machine ran has exactly the reference's value;
+- **within seed spread**: the means differ by at most 2 standard errors of their difference
+  (sqrt(s_ref^2/n_ref + s_local^2/n_local), each s a seed std; one side's s stands in for a
+  side with a single seed);
+- **differs** (by the largest difference), or **no spread to judge by** (one seed each, unequal).
+
+`--check` exits 1 when any number differs beyond the seed spread. `promote` copies this
+machine's result files into `results/` (keeping their provenance; never overwriting).
+
+    python -m repro.reproduce bn_mnist                     # train what is missing, then compare
+    python -m repro.reproduce vardrop_mnist --only 'none_h100,variational_*_h100' --seeds 0
+    python -m repro.reproduce bn_mnist --no-train --check  # compare only (make verify-bn-mnist)
+    python -m repro.reproduce bn_mnist -- hydra/launcher=slurm hydra.launcher.partition=gpu
+    python -m repro.reproduce promote bn_mnist
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import math
+import shutil
+import subprocess
+import sys
+import time
+
+from repro import report
+from repro.results import load_results
+
+LOCAL = report.ROOT / "local"  # git-ignored: this machine's runs and its comparison
+
+
+def find_spec(paper: str) -> dict:
+    """The spec of an experiment name or its folder, dashes allowed (bn-mnist = bn_mnist)."""
+    wanted = paper.replace("-", "_")
+    specs = report.load_specs()
+    for spec in specs:
+        if wanted in (spec["experiment"], spec["_dir"].name):
+            return spec
+    known = ", ".join(sorted(s["experiment"] for s in specs))
+    raise SystemExit(f"error: no paper {paper!r}; known: {known}")
+
+
+def seeds_of(spec: dict, variant: str) -> list[int]:
+    wanted = [r.get("seeds_wanted", spec.get("seeds_wanted", 3)) for r in spec["reported"]
+              if r["variant"] == variant]
+    return list(range(max(wanted, default=spec.get("seeds_wanted", 3))))
+
+
+def selected(spec: dict, only: str | None) -> list[str]:
+    names = list(spec["variants"])
+    if not only:
+        return names
+    patterns = [p.strip() for p in only.split(",") if p.strip()]
+    chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    if not chosen:
+        raise SystemExit(f"error: --only {only!r} matches no variant of {spec['experiment']}; "
+                         f"variants: {', '.join(names)}")
+    return chosen
+
+
+def train(spec: dict, variants: list[str], seeds: list[int] | None, extra: list[str]) -> None:
+    """One Hydra job per variant (its seeds vmapped when the spec says `vmap_seeds: true`, else
+    a multirun over them), so launchers such as SLURM pass through `extra`."""
+    for variant in variants:
+        run_seeds = seeds if seeds is not None else seeds_of(spec, variant)
+        seed_args = ([f"seeds=[{','.join(map(str, run_seeds))}]"] if spec.get("vmap_seeds")
+                     else [f"seed={','.join(map(str, run_seeds))}"])
+        command = [sys.executable, "-m", "repro", "-m", f"experiment={spec['experiment']}",
+                   *spec["variants"][variant], *seed_args, f"paths.results={LOCAL / 'results'}",
+                   f"paths.checkpoints={LOCAL / 'checkpoints'}", "results.if_exists=skip",
+                   f"hydra.sweep.dir={LOCAL / 'multirun' / spec['experiment']}/{variant}", *extra]
+        print(f"[reproduce] {variant}: seeds {run_seeds}", flush=True)
+        t0 = time.perf_counter()
+        if subprocess.run(command, cwd=report.ROOT).returncode:
+            raise SystemExit(f"error: the runs of variant {variant} failed (command: {' '.join(command)})")
+        print(f"[reproduce] {variant}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def verdict(reference: dict[int, float], local: dict[int, float]) -> tuple[str, bool]:
+    """(text, differs beyond the seed spread) for one reported number; values keyed by seed."""
+    if not local:
+        return "not run here", False
+    if not reference:
+        return "no reference", False
+    if all(s in reference and reference[s] == v for s, v in local.items()):
+        return "bitwise equal", False
+    (m_ref, s_ref, n_ref), (m_loc, s_loc, n_loc) = (report.summarize(list(d.values()))
+                                                     for d in (reference, local))
+    largest = max(abs(v - reference[s]) for s, v in local.items() if s in reference) \
+        if set(local) & set(reference) else abs(m_loc - m_ref)
+    s_ref = s_ref if n_ref > 1 else s_loc
+    s_loc = s_loc if n_loc > 1 else s_ref
+    if n_ref < 2 and n_loc < 2:
+        return f"no spread to judge by (one seed each; differs by {largest:.4g})", False
+    bound = 2 * math.sqrt(s_ref**2 / n_ref + s_loc**2 / n_loc)
+    if abs(m_loc - m_ref) <= bound:
+        return f"within seed spread (means {m_loc - m_ref:+.4g}, 2 s.e. {bound:.3g})", False
+    return f"**differs** by up to {largest:.4g} (means {m_loc - m_ref:+.4g}, 2 s.e. {bound:.3g})", True
+
+
+def _by_seed(runs: list[dict], item: dict) -> dict[int, float]:
+    values = {r["seed"]: report.value_at(r, item["metric"], item.get("step")) for r in runs}
+    return {s: v for s, v in values.items() if v is not None}
+
+
+def _stats(values: dict[int, float], digits: int) -> str:
+    if not values:
+        return "–"
+    mean, std, n = report.summarize(list(values.values()))
+    return f"{report._fmt(mean, digits)} ± {report._fmt(std, digits)} (n={n})"
+
+
+def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
+    """Markdown: paper | reference | this machine | both verdicts, per reported number of the
+    chosen variants; and how many differ beyond the seed spread."""
+    reference = report.group_by_variant(spec, load_results(report.ROOT / "results", spec["experiment"]))
+    local = report.group_by_variant(spec, load_results(LOCAL / "results", spec["experiment"]))
+    lines = [f"## {spec['title']}", "",
+             "| reported number | paper | reference (committed) | this machine | reference vs paper "
+             "| this machine vs reference |", "|---|---|---|---|---|---|"]
+    differing = 0
+    for item in spec["reported"]:
+        if item["variant"] not in variants:
+            continue
+        ref, loc = _by_seed(reference[item["variant"]], item), _by_seed(local[item["variant"]], item)
+        digits = item.get("digits", 4)
+        if ref:
+            mean = report.summarize(list(ref.values()))[0]
+            within = abs(mean - float(item["value"])) <= item["tolerance"]
+            vs_paper = f"{'within' if within else '**outside**'} ±{item['tolerance']}"
+        else:
+            vs_paper = "not run"
+        text, differs = verdict(ref, loc)
+        differing += differs
+        lines.append(f"| {item['description']} | {item['value']} | {_stats(ref, digits)} "
+                     f"| {_stats(loc, digits)} | {vs_paper} | {text} |")
+    runs = [r for v in variants for r in reference[v]]
+    if runs:
+        lines += ["", "Reference: " + report._provenance_line({"all": runs})]
+    runs = [r for v in variants for r in local[v]]
+    if runs:
+        lines += ["This machine: " + report._provenance_line({"all": runs})]
+    return "\n".join(lines) + "\n", differing
+
+
+def promote(spec: dict) -> None:
+    """Copy this machine's result files of a paper into the committed results/, never over one."""
+    source = LOCAL / "results" / spec["experiment"]
+    target = report.ROOT / "results" / spec["experiment"]
+    files = sorted(source.glob("*.json"))
+    if not files:
+        raise SystemExit(f"error: no local results in {source}: run python -m repro.reproduce "
+                         f"{spec['experiment']} first")
+    clashes = [f.name for f in files if (target / f.name).exists()]
+    if clashes:
+        raise SystemExit(f"error: results/{spec['experiment']}/ already holds {clashes}: remove them "
+                         "first if these runs should replace them (git keeps the old ones)")
+    target.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy2(f, target / f.name)  # the file as written: config, provenance, timing
+    print(f"copied {len(files)} result file(s) to {target}; run `make report` and commit them")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    if argv[:1] == ["promote"]:
+        promote(find_spec(argv[1]))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m repro.reproduce", description=__doc__.splitlines()[0])
+    parser.add_argument("paper", help="experiment name or its folder under experiments/ (e.g. bn_mnist)")
+    parser.add_argument("--only", help="variants to run, comma-separated, wildcards allowed (e.g. '*_h100')")
+    parser.add_argument("--seeds", help="seeds to run instead of the spec's, e.g. 0,1")
+    parser.add_argument("--no-train", action="store_true", help="compare the runs already here")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if a number differs from the reference beyond the seed spread")
+    args = parser.parse_args(argv)
+    spec = find_spec(args.paper)
+    variants = selected(spec, args.only)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    if not args.no_train:
+        t0 = time.perf_counter()
+        train(spec, variants, seeds, extra)
+        print(f"[reproduce] trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    table, differing = compare(spec, variants)
+    LOCAL.mkdir(exist_ok=True)
+    (LOCAL / f"{spec['experiment']}.md").write_text(table)
+    print(table + f"\n(written to {LOCAL / (spec['experiment'] + '.md')})")
+    if args.check and differing:
+        print(f"error: {differing} number(s) differ from the reference beyond the seed spread",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The reproduce command: trains a spec's missing runs into the local area (never results/),
+then gives each reported number its two verdicts; --check fails only beyond the seed spread."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from repro import report, reproduce
+from repro.reproduce import verdict
+
+
+@pytest.mark.parametrize("reference, local, expected, differs", [
+    ({0: 0.9, 1: 0.8}, {0: 0.9, 1: 0.8}, "bitwise equal", False),
+    ({0: 0.9, 1: 0.8, 2: 0.85}, {0: 0.86, 1: 0.84}, "within seed spread", False),
+    ({0: 0.90, 1: 0.91, 2: 0.92}, {0: 0.70, 1: 0.71}, "**differs** by up to 0.2 (means -0.205", True),
+    ({0: 0.9}, {0: 0.8}, "no spread to judge by", False),
+    ({}, {0: 0.8}, "no reference", False),
+    ({0: 0.9}, {}, "not run here", False),
+])
+def test_verdicts(reference, local, expected, differs):
+    text, beyond = verdict(reference, local)
+    assert text.startswith(expected) and beyond is differs
+
+
+def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
+        tmp_path, tiny_data_dir, monkeypatch, capsys):
+    base = [f"data.dir={tiny_data_dir}", "+data.allow_partial=true", "train.steps=20",
+            "train.chunk_steps=10", "train.eval_every=10", "model.hidden=[16]", "progress=false"]
+    spec = {"title": "Tiny paper", "paper": "Nobody 2026", "experiment": "debug", "command": "-",
+            "vmap_seeds": True,
+            "variants": {"fast": [*base, "optim.lr=0.5"], "slow": [*base, "optim.lr=0.05"]},
+            "reported": [{"description": "accuracy", "variant": "fast", "metric": "test/accuracy",
+                          "value": 0.5, "tolerance": 0.5, "source": "Table 1", "seeds_wanted": 2},
+                         {"description": "slow accuracy", "variant": "slow", "metric": "test/accuracy",
+                          "value": 0.5, "tolerance": 0.5, "source": "Table 1"}]}
+    (tmp_path / "experiments" / "tiny").mkdir(parents=True)
+    (tmp_path / "experiments" / "tiny" / "spec.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    monkeypatch.setattr(reproduce, "LOCAL", tmp_path / "local")
+    real_load_specs = report.load_specs
+    monkeypatch.setattr(report, "load_specs", lambda: real_load_specs(tmp_path / "experiments"))
+
+    assert reproduce.main(["tiny", "--only", "fast", "--check"]) == 0
+    local = sorted(p.name for p in (tmp_path / "local" / "results" / "debug").glob("*.json"))
+    assert len(local) == 2 and all(n.endswith(("seed0.json", "seed1.json")) for n in local)
+    assert not (tmp_path / "results").exists()  # never into the committed results
+    out = capsys.readouterr().out
+    assert "| accuracy | 0.5 | – |" in out and "no reference" in out and "slow accuracy" not in out
+
+    # Promoted, the runs become the reference; a rerun trains nothing and is bitwise equal.
+    assert reproduce.main(["promote", "tiny"]) == 0
+    assert sorted(p.name for p in (tmp_path / "results" / "debug").glob("*.json")) == local
+    with pytest.raises(SystemExit, match="already holds"):
+        reproduce.main(["promote", "tiny"])
+    assert reproduce.main(["tiny", "--only", "fast", "--check"]) == 0
+    assert "bitwise equal" in capsys.readouterr().out
+
+    # A reference that differs beyond the seed spread fails --check.
+    for path in (tmp_path / "results" / "debug").glob("*.json"):
+        result = json.loads(path.read_text())
+        for record in result["history"]:
+            if "test/accuracy" in record:
+                record["test/accuracy"] += 0.3 + 0.01 * result["seed"]
+        path.write_text(json.dumps(result))
+    assert reproduce.main(["tiny", "--only", "fast", "--no-train", "--check"]) == 1
+    assert "**differs**" in capsys.readouterr().out
+
+
+def test_unknown_paper_and_variant_say_what_exists():
+    with pytest.raises(SystemExit, match="no paper 'nosuch'; known: .*bn_mnist"):
+        reproduce.find_spec("nosuch")
+    with pytest.raises(SystemExit, match="matches no variant of bn_mnist; variants: with_bn, without_bn"):
+        reproduce.selected(reproduce.find_spec("bn-mnist"), "nothing*")
