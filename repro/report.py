@@ -232,6 +232,9 @@ def write_report(results_dir: Path = ROOT / "results", specs: list[dict] | None 
         sections.append(section)
         overview.append(f"| [{spec['title']}](#{_anchor(spec['title'])}) | {len(rows)} "
                         f"| {summary_line(rows).split(': ', 1)[1]} |")
+    planned = ROOT / "experiments" / "planned.yaml"
+    for paper in yaml.safe_load(planned.read_text()) if planned.exists() else []:
+        overview.append(f"| {paper['title']} | – | not built yet: {paper['needs']} |")
     text = "\n".join([*parts, *overview, "", *sections])
     (results_dir / "README.md").write_text(text)
     return text
