@@ -157,15 +157,21 @@ def test_dropout_noise_is_redrawn_every_step():
     assert len(set(losses)) == 4, losses
 
 
-def test_one_sgd_step_applies_minus_lr_times_the_gradient():
-    """Full-batch step without BN or dropout: the update is exactly -lr * gradient of the mean
-    loss (a dropped or doubled update fails)."""
-    images, labels = synthetic_digits(40, 3)
+def _plain_mlp_trainer(n, lr, batch_size, eval_batch_size):
+    """n synthetic digits and an SGD trainer of a small MLP without BN or dropout."""
+    images, labels = synthetic_digits(n, 3)
     split = {"image": images[..., None], "label": labels.astype(np.int32)}
     keys = seed_keys(0)
     model = MLP(784, [16], 10, activation="relu", batchnorm=False, rngs=nnx.Rngs(keys["init"]))
-    trainer = Trainer(model, optax.sgd(0.3), Classification(), Preprocessor([0.0], [255.0]), split,
-                      {"test": split}, batch_size=40, keys=keys, eval_batch_size=40)
+    return split, Trainer(model, optax.sgd(lr), Classification(), Preprocessor([0.0], [255.0]), split,
+                          {"test": split}, batch_size=batch_size, keys=keys,
+                          eval_batch_size=eval_batch_size)
+
+
+def test_one_sgd_step_applies_minus_lr_times_the_gradient():
+    """Full-batch step without BN or dropout: the update is exactly -lr * gradient of the mean
+    loss (a dropped or doubled update fails)."""
+    split, trainer = _plain_mlp_trainer(40, lr=0.3, batch_size=40, eval_batch_size=40)
     before = jax.tree.map(np.array, trainer.initial_state["params"])
     inputs = Preprocessor([0.0], [255.0])(split["image"])
 
@@ -184,12 +190,7 @@ def test_one_sgd_step_applies_minus_lr_times_the_gradient():
 def test_evaluation_counts_only_real_examples():
     """130 examples in eval batches of 50 (20 padded): the metrics equal a direct computation
     over the 130 real examples."""
-    images, labels = synthetic_digits(130, 5)
-    split = {"image": images[..., None], "label": labels.astype(np.int32)}
-    keys = seed_keys(0)
-    model = MLP(784, [16], 10, activation="relu", batchnorm=False, rngs=nnx.Rngs(keys["init"]))
-    trainer = Trainer(model, optax.sgd(0.1), Classification(), Preprocessor([0.0], [255.0]), split,
-                      {"test": split}, batch_size=10, keys=keys, eval_batch_size=50)
+    split, trainer = _plain_mlp_trainer(130, lr=0.1, batch_size=10, eval_batch_size=50)
     got = trainer.evaluate(trainer.initial_state)
     m = nnx.merge(trainer.graphdef, trainer.initial_state["params"], trainer.initial_state["rest"])
     direct = Classification().per_example(m, Preprocessor([0.0], [255.0])(split["image"]),
