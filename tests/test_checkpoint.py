@@ -36,7 +36,7 @@ def test_save_hands_orbax_a_snapshot_of_extra(tmp_path, monkeypatch):
     history.append({"step": 2, "loss": 0.5})  # the next chunk's record
     history[0]["loss"] = -1.0                   # and a change inside a record
     ckpt.close()
-    assert handed == [{"history": [{"step": 0, "loss": 1.0}]}]
+    assert [h["bookkeeping"] for h in handed] == [{"history": [{"step": 0, "loss": 1.0}]}]
 
 
 def test_restore_gives_the_state_and_history_of_the_save_call(tmp_path):
@@ -93,3 +93,19 @@ def test_no_readable_checkpoint_says_what_to_do(tmp_path):
         _truncate(folder / step / "extra" / "metadata")
     with pytest.raises(CheckpointError, match=r"no readable checkpoint in .*ckpt.*train.resume=false"):
         Checkpointer(folder).restore(_state(0.0))
+
+
+def test_a_checkpoint_of_another_state_is_refused_not_restored_into_the_wrong_leaves(tmp_path):
+    """Same shapes, other names (a renamed layer): a checkpoint saved as a list of leaves would
+    restore silently into whatever leaf comes first. It is refused, named, and kept."""
+    ckpt = Checkpointer(tmp_path / "ckpt")
+    ckpt.save(1, {"encoder": jnp.ones(3), "decoder": jnp.zeros(3)}, {"history": []})
+    ckpt.close()
+    renamed = {"decoder": jnp.zeros(3), "head": jnp.zeros(3)}
+    with pytest.raises(CheckpointError, match=r"another state .*missing: \['head'\].*unexpected: "
+                                              r"\['encoder'\].*train.resume=false"):
+        Checkpointer(tmp_path / "ckpt").restore(renamed)
+    assert Checkpointer(tmp_path / "ckpt").latest_step() == 1  # not deleted
+    restored, _ = Checkpointer(tmp_path / "ckpt").restore({"decoder": jnp.ones(3), "encoder": jnp.ones(3)})
+    np.testing.assert_array_equal(restored["encoder"], np.ones(3))
+    np.testing.assert_array_equal(restored["decoder"], np.zeros(3))
