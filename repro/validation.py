@@ -46,7 +46,7 @@ RULES = {
     "train.checkpoint_every": _non_negative_int,
     "optim.lr": _positive_number,
     "optim.name": _one_of("sgd", "adam"),
-    "optim.schedule": _one_of("constant", "piecewise", "cosine"),
+    "optim.schedule": _one_of(None, "constant", "piecewise", "cosine"),  # None: constant
     "results.if_exists": _one_of("error", "skip", "overwrite"),
     "logger.mode": _one_of(None, "online", "offline", "disabled"),  # None: $WANDB_MODE or offline
     "precision": _one_of("default", "high", "highest"),

@@ -73,6 +73,8 @@ def test_the_command_line_lists_the_valid_keys_of_a_misspelt_one():
     ("results.if_exists=bogus", "results.if_exists='bogus' is not allowed: it must be one of error, skip"),
     ("logger.mode=loud", "logger.mode='loud' is not allowed: it must be one of null, online, offline"),
     ("precision=fast", "precision='fast' is not allowed"),
+    ("optim.name=rmsprop", "optim.name='rmsprop' is not allowed: it must be one of sgd, adam"),
+    ("optim.schedule=linear", "optim.schedule='linear' is not allowed: it must be one of null, constant"),
     ("train.checkpoint_every=70", r"train.checkpoint_every=70 must be a multiple of train.chunk_steps=50"),
     ("train.eval_every=75", r"train.eval_every=75 must be a multiple of train.chunk_steps=50"),
 ])

@@ -70,3 +70,10 @@ def test_result_files_are_written_through_a_private_temporary_name(tmp_path):
     path = write_result(tmp_path / "exp" / "a.json", {"x": 1})
     assert [p.name for p in path.parent.iterdir()] == ["a.json"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_batch_larger_than_the_training_split_is_refused_before_training(run_overrides):
+    cfg = compose([*QUICK, *run_overrides, "train.batch_size=1000"])  # the tiny mirror has 600
+    with pytest.raises(ValueError, match="batch_size=1000 exceeds the 600 training examples"):
+        run(cfg)
+    assert max(_trained(cfg), default=0) == 0  # refused at the first chunk: no step trained
