@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Offline machines read local mirrors of the official data files; online ones use TFDS.
 export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 # Extra Hydra overrides for every run of the repro-*/sweep-* targets, e.g. to run the jobs on SLURM:
-#   make repro-vardrop ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'
+#   make repro-vardrop-mnist ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'
 ARGS ?=
 
 .PHONY: help venv test test-slow test-kill lint bench bench-loop bench-resnet bench-vardrop report papers \
@@ -52,7 +52,7 @@ report: venv ## results/README.md: reported vs reproduced, with plots
 #   make verify-<paper>  compare the runs already in local/ (no training)
 # <paper>: bn-mnist, vardrop, pixelcnn-mnist, resnet-cifar10 (`make papers`). REPRO_ARGS takes
 # --only/--seeds, ARGS Hydra overrides for every run, e.g.
-#   make repro-vardrop REPRO_ARGS="--only '*_h100'" ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'
+#   make repro-vardrop-mnist REPRO_ARGS="--only '*_h100'" ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'
 REPRO_ARGS ?=
 repro-%: venv
 	$(PY) -m repro.reproduce $* --check $(REPRO_ARGS) -- $(ARGS)
@@ -86,7 +86,7 @@ sweep-vardrop: venv ## sensitivity of Figure 1(a) to the unstated Adam lr: 3e-4,
 	$(MAKE) --no-print-directory report
 
 bench-vardrop: venv ## step time of each dropout method vs no dropout (target <= 2x), and of each Table-1 estimator
-	$(PY) -m experiments.vardrop.bench --hidden 100 1000
+	$(PY) -m experiments.vardrop_mnist.bench --hidden 100 1000
 
 bench-pixelcnn: venv ## PixelCNN training images/s on the shared loop and the time to sample 64 images
 	$(PY) -m experiments.pixelcnn_mnist.bench $(BENCH_ARGS)

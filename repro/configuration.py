@@ -9,7 +9,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "configs"
+# One folder per paper: experiments/<name>/config.yaml is the Hydra choice `experiment=<name>`.
+EXPERIMENTS_DIR = ROOT / "experiments"
 # Keys that change how a run is logged, stored or chunked, not what it computes.
 NOT_HASHED = ("seed", "seeds", "tag", "logger", "paths", "results", "progress", "hydra", "data.dir",
               "distributed", "train.checkpoint_every", "train.resume", "train.keep_checkpoints",
@@ -17,6 +20,29 @@ NOT_HASHED = ("seed", "seeds", "tag", "logger", "paths", "results", "progress", 
 
 if not OmegaConf.has_resolver("prod"):
     OmegaConf.register_new_resolver("prod", lambda xs: math.prod(int(x) for x in xs))
+
+
+def experiment_configs(experiments_dir: Path = EXPERIMENTS_DIR) -> dict[str, Path]:
+    """{experiment name: its config file}; the name is the folder's."""
+    return {p.parent.name: p for p in sorted(experiments_dir.glob("*/config.yaml"))}
+
+
+def register_experiments(experiments_dir: Path = EXPERIMENTS_DIR) -> None:
+    """Put every paper folder's config in Hydra's `experiment` group. Hydra's search path can
+    only add whole group folders (configs/experiment/<name>.yaml), so each paper's config is
+    stored in the ConfigStore instead, at the top level as a `# @package _global_` file would be."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, path in experiment_configs(experiments_dir).items():
+        node = OmegaConf.load(path)
+        if node.get("experiment_name") != name:
+            raise ValueError(f"{path}: experiment_name must be {name!r}, the folder's name (results "
+                             f"go to results/<experiment_name>/), not {node.get('experiment_name')!r}")
+        store.store(group="experiment", name=name, node=node, package="_global_")
+
+
+register_experiments()
 
 
 def to_dict(cfg: DictConfig) -> dict:
@@ -77,7 +103,7 @@ def seed_configs(cfg: DictConfig) -> list[DictConfig]:
 
 def _is_group_choice(override: str) -> bool:
     key = override.split("=", 1)[0].lstrip("+~")
-    return "=" in override and ("/" in key or (CONFIG_DIR / key).is_dir())
+    return "=" in override and ("/" in key or key == "experiment" or (CONFIG_DIR / key).is_dir())
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:

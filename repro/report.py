@@ -22,10 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_specs(experiments_dir: Path = ROOT / "experiments") -> list[dict]:
+    """Every paper's spec; its experiment (config, results folder) is the folder's name."""
     specs = []
     for path in sorted(experiments_dir.glob("*/spec.yaml")):
         spec = yaml.safe_load(path.read_text())
-        spec["_dir"] = path.parent
+        if spec.get("experiment", path.parent.name) != path.parent.name:
+            raise ValueError(f"{path} names experiment {spec['experiment']!r}: a paper's folder is "
+                             f"its experiment, so rename the folder or drop the key")
+        spec["experiment"], spec["_dir"] = path.parent.name, path.parent
         specs.append(spec)
     return specs
 

@@ -39,11 +39,11 @@ LOCAL = report.ROOT / "local"  # git-ignored: this machine's runs and its compar
 
 
 def find_spec(paper: str) -> dict:
-    """The spec of an experiment name or its folder, dashes allowed (bn-mnist = bn_mnist)."""
+    """The spec of an experiment (= its folder's name), dashes allowed (bn-mnist = bn_mnist)."""
     wanted = paper.replace("-", "_")
     specs = report.load_specs()
     for spec in specs:
-        if wanted in (spec["experiment"], spec["_dir"].name):
+        if wanted == spec["experiment"]:
             return spec
     known = ", ".join(sorted(s["experiment"] for s in specs))
     raise SystemExit(f"error: no paper {paper!r}; known: {known}")

@@ -5,10 +5,11 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from repro.configuration import CONFIG_DIR, NOT_HASHED, compose, config_hash, run_name, to_dict
+from repro.configuration import (CONFIG_DIR, NOT_HASHED, compose, config_hash, experiment_configs, run_name,
+                                 to_dict)
 from repro.validation import ConfigError, validate
 
-EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(experiment_configs())
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

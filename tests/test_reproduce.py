@@ -29,21 +29,21 @@ def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
         tmp_path, tiny_data_dir, monkeypatch, capsys):
     base = [f"data.dir={tiny_data_dir}", "+data.allow_partial=true", "train.steps=20",
             "train.chunk_steps=10", "train.eval_every=10", "model.hidden=[16]", "progress=false"]
-    spec = {"title": "Tiny paper", "paper": "Nobody 2026", "experiment": "debug", "command": "-",
+    spec = {"title": "Tiny paper", "paper": "Nobody 2026", "command": "-",
             "vmap_seeds": True,
             "variants": {"fast": [*base, "optim.lr=0.5"], "slow": [*base, "optim.lr=0.05"]},
             "reported": [{"description": "accuracy", "variant": "fast", "metric": "test/accuracy",
                           "value": 0.5, "tolerance": 0.5, "source": "Table 1", "seeds_wanted": 2},
                          {"description": "slow accuracy", "variant": "slow", "metric": "test/accuracy",
                           "value": 0.5, "tolerance": 0.5, "source": "Table 1"}]}
-    (tmp_path / "experiments" / "tiny").mkdir(parents=True)
-    (tmp_path / "experiments" / "tiny" / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "experiments" / "debug").mkdir(parents=True)
+    (tmp_path / "experiments" / "debug" / "spec.yaml").write_text(yaml.safe_dump(spec))
     monkeypatch.setattr(report, "ROOT", tmp_path)
     monkeypatch.setattr(reproduce, "LOCAL", tmp_path / "local")
     real_load_specs = report.load_specs
     monkeypatch.setattr(report, "load_specs", lambda: real_load_specs(tmp_path / "experiments"))
 
-    assert reproduce.main(["tiny", "--only", "fast", "--check"]) == 0
+    assert reproduce.main(["debug", "--only", "fast", "--check"]) == 0
     local = sorted(p.name for p in (tmp_path / "local" / "results" / "debug").glob("*.json"))
     assert len(local) == 2 and all(n.endswith(("seed0.json", "seed1.json")) for n in local)
     assert not (tmp_path / "results").exists()  # never into the committed results
@@ -51,11 +51,11 @@ def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
     assert "| accuracy | 0.5 | – |" in out and "no reference" in out and "slow accuracy" not in out
 
     # Promoted, the runs become the reference; a rerun trains nothing and is bitwise equal.
-    assert reproduce.main(["promote", "tiny"]) == 0
+    assert reproduce.main(["promote", "debug"]) == 0
     assert sorted(p.name for p in (tmp_path / "results" / "debug").glob("*.json")) == local
     with pytest.raises(SystemExit, match="already holds"):
-        reproduce.main(["promote", "tiny"])
-    assert reproduce.main(["tiny", "--only", "fast", "--check"]) == 0
+        reproduce.main(["promote", "debug"])
+    assert reproduce.main(["debug", "--only", "fast", "--check"]) == 0
     assert "bitwise equal" in capsys.readouterr().out
 
     # A reference that differs beyond the seed spread fails --check.
@@ -65,7 +65,7 @@ def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
             if "test/accuracy" in record:
                 record["test/accuracy"] += 0.3 + 0.01 * result["seed"]
         path.write_text(json.dumps(result))
-    assert reproduce.main(["tiny", "--only", "fast", "--no-train", "--check"]) == 1
+    assert reproduce.main(["debug", "--only", "fast", "--no-train", "--check"]) == 1
     assert "**differs**" in capsys.readouterr().out
 
 

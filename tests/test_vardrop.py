@@ -11,7 +11,7 @@ from conftest import REAL_DATA, needs_real_mnist
 from flax import nnx
 from hydra.utils import instantiate
 
-from experiments.vardrop.gradient_variance import GradientVariance, weight_gradient_variance
+from experiments.vardrop_mnist.gradient_variance import GradientVariance, weight_gradient_variance
 from repro.configuration import compose
 from repro.data import load_dataset
 from repro.loop import pad_for_eval

@@ -1,7 +1,7 @@
 """Step time of every dropout method vs the no-dropout net, and time per epoch of each Table-1
 gradient estimator for variational B, on the shared training loop (the real run's code path).
 
-    python -m experiments.vardrop.bench --hidden 100 1000 --steps 200
+    python -m experiments.vardrop_mnist.bench --hidden 100 1000 --steps 200
 Target: every method within 2x the no-dropout step time.
 """
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.vardrop.make_spec import MNIST_METHODS  # noqa: E402
+from experiments.vardrop_mnist.make_spec import MNIST_METHODS  # noqa: E402
 
 
 def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Path):
