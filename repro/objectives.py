@@ -10,12 +10,14 @@ import math
 import jax.numpy as jnp
 import optax
 
+from repro.interfaces import Penalized
+
 
 def mean_loss_plus_penalty(model, per_example: dict):
     """Batch means of the per-example metrics; the loss is the mean 'loss' plus model.penalty()."""
     metrics = {k: v.mean() for k, v in per_example.items()}
     loss = metrics["loss"]
-    if hasattr(model, "penalty"):
+    if isinstance(model, Penalized):
         penalty = model.penalty()
         metrics["penalty"] = penalty
         loss = loss + penalty

@@ -17,7 +17,7 @@ from flax import nnx
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from repro import provenance
+from repro import interfaces, provenance
 from repro.checkpoint import Checkpointer
 from repro.configuration import config_hash, config_name, run_name, seed_configs, to_dict
 from repro.data import DataError, Dataset, load_dataset
@@ -65,17 +65,22 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
               for k in (keys if seeds is not None else [keys])]
     preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.get("augment"),
                               cfg.data.get("pad", 4))
+    objective, probes = instantiate(cfg.objective), [instantiate(p) for p in cfg.probes]
+    interfaces.check(models[0], interfaces.Model, "model")
+    interfaces.check(objective, interfaces.Objective, "objective")
+    for probe in probes:
+        interfaces.check(probe, interfaces.Probe, "probe")
     trainer = Trainer(
         models if seeds is not None else models[0],
         make_optimizer(cfg.optim),
-        instantiate(cfg.objective),
+        objective,
         preprocess,
         data.split("train"),
         {name: data.split(name) for name in cfg.data.eval_splits},
         batch_size=cfg.train.batch_size,
         keys=keys,
         eval_batch_size=cfg.train.eval_batch_size,
-        probes=[instantiate(p) for p in cfg.probes],
+        probes=probes,
         mesh=data_mesh(cfg.train.data_parallel),
         seeds=seeds,
         unroll=cfg.train.get("unroll", False),

@@ -5,8 +5,15 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from repro.configuration import (CONFIG_DIR, NOT_HASHED, compose, config_hash, experiment_configs, run_name,
-                                 to_dict)
+from repro.configuration import (
+    CONFIG_DIR,
+    NOT_HASHED,
+    compose,
+    config_hash,
+    experiment_configs,
+    run_name,
+    to_dict,
+)
 from repro.validation import ConfigError, validate
 
 EXPERIMENTS = sorted(experiment_configs())

@@ -1,0 +1,70 @@
+"""What the shared loop promises a paper, and what it expects back: the model, objective and
+probe interfaces. A new paper's config names classes (`_target_`) that satisfy these; build_trainer
+checks each against its Protocol when the run starts, before any step.
+
+The loop's side of the contract: the model's parameters (nnx.Param) are trained by the optimizer
+of `optim`, everything else in it (batch statistics, counters) is carried through the steps;
+`rngs` holds a fresh key stream per step (for dropout and noise); the loss is jit-compiled and
+scanned, so these methods must be traceable (no Python side effects, no host syncs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import jax
+from flax import nnx
+
+Batch = dict[str, jax.Array]  # {"image": ..., "label": ..., "mask": ...}: one split, batched
+
+
+@runtime_checkable
+class Model(Protocol):
+    """An nnx.Module from the `model` group. Built as `Model(**cfg.model, rngs=nnx.Rngs(key))`.
+    Its output is whatever its objective reads (logits for classification)."""
+
+    def __call__(self, x: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array: ...
+
+
+@runtime_checkable
+class Penalized(Protocol):
+    """A model may add a term to the training loss (e.g. a KL divergence): objectives add
+    `model.penalty()` to the mean loss and report it as the metric `penalty`."""
+
+    def penalty(self) -> jax.Array: ...
+
+
+@runtime_checkable
+class Objective(Protocol):
+    """From the `objective` group: what is trained and evaluated."""
+
+    def per_example(self, model: Model, inputs: jax.Array, labels: jax.Array, *, train: bool,
+                    rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+        """Metrics of each example, shape [batch]; must include 'loss'. Evaluation averages them
+        over the real examples of a split (padding masked out) into `<split>/<name>`."""
+        ...
+
+    def train_loss(self, model: Model, inputs: jax.Array, labels: jax.Array, *,
+                   rngs: nnx.Rngs | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """(scalar loss to minimize, batch-mean metrics logged as `train/<name>`)."""
+        ...
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """A paper-specific measurement (entries of `probes:`), run inside jit at every evaluation, or
+    only at the last one when it has `final_only = True`. Returns arrays logged as
+    `probe/<name>` in the history of the result file."""
+
+    def __call__(self, model: Model, eval_data: dict[str, Batch],
+                 preprocess: Callable[..., jax.Array]) -> dict[str, Any]: ...
+
+
+def check(obj: object, protocol: type, what: str) -> None:
+    """A clear error when a configured class does not provide the interface the loop calls."""
+    if not isinstance(obj, protocol):
+        missing = [name for name in ("__call__", "per_example", "train_loss", "penalty")
+                   if name in vars(protocol) and not callable(getattr(obj, name, None))]
+        raise TypeError(f"{what} {type(obj).__module__}.{type(obj).__qualname__} does not provide the "
+                        f"repro.interfaces.{protocol.__name__} interface (missing: {', '.join(missing)})")
