@@ -37,10 +37,11 @@ for _noisy in ("absl", "jax._src.xla_bridge"):  # orbax/XLA chatter at INFO leve
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_dataset(name, data_dir, validation_size, limit_train, binarize_seed=None, test_redraws=()):
+def _cached_dataset(name, data_dir, validation_size, limit_train, binarize_seed=None, test_redraws=(),
+                    tfds_dir=None):
     # Multirun jobs in one process share the decoded data set.
     return load_dataset(name, data_dir, validation_size=validation_size, limit_train=limit_train,
-                        binarize_seed=binarize_seed, test_redraws=test_redraws)
+                        binarize_seed=binarize_seed, test_redraws=test_redraws, tfds_dir=tfds_dir)
 
 
 def _utc_now() -> str:
@@ -52,7 +53,7 @@ def dataset_for(cfg: DictConfig) -> Dataset:
     binarize = cfg.data.get("binarize") or {}  # binarized data sets only (see load_dataset)
     return _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size,
                            cfg.data.get("limit_train"), binarize.get("seed"),
-                           tuple(binarize.get("test_redraws") or ()))
+                           tuple(binarize.get("test_redraws") or ()), cfg.paths.get("tfds"))
 
 
 def build_trainer(cfg: DictConfig, data: Dataset | None = None,

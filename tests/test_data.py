@@ -1,12 +1,15 @@
+import dataclasses
 import gzip
 import pickle
+import sys
+import types
 
 import jax
 import numpy as np
 import pytest
 from conftest import REAL_DATA, idx_bytes, needs_real_mnist, write_mnist_mirror
 
-from repro.data import DataError, load_dataset
+from repro.data import DataError, load_dataset, records, tfds_source
 from repro.data.mnist import parse_idx
 from repro.data.pipeline import Preprocessor, batch_indices, random_crop_flip
 
@@ -51,8 +54,69 @@ def test_missing_mirror_file_says_what_to_do(tmp_path):
 
 
 def test_unknown_dataset():
-    with pytest.raises(DataError, match="unknown data set"):
+    with pytest.raises(DataError, match="unknown data set 'imagenet'.*records.py"):
         load_dataset("imagenet", "/nonexistent")
+
+
+class FakeSource:
+    """A TFDS data source: len() and a batched __getitems__; single-example reads fail, so the
+    loader must read whole lists of keys at once."""
+
+    def __init__(self, n, seed):
+        rng = np.random.default_rng(seed)
+        self.images = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+        self.labels = rng.integers(0, 10, n)
+        self.calls = []
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitems__(self, keys):
+        self.calls.append(len(keys))
+        return [{"image": self.images[k], "label": self.labels[k]} for k in keys]
+
+    def __getitem__(self, key):
+        raise AssertionError("read one example at a time")
+
+
+def test_tfds_path_reads_whole_splits_in_batches_and_passes_its_data_dir(monkeypatch):
+    sources, seen = {"train": FakeSource(25_000, 0), "test": FakeSource(7, 1)}, {}
+
+    class Builder:
+        info = types.SimpleNamespace(full_name="mnist/3.0.1")
+
+        def __init__(self, name, data_dir):
+            seen.update(name=name, data_dir=data_dir)
+
+        def download_and_prepare(self, file_format):
+            seen["format"] = file_format
+
+        def as_data_source(self, split):
+            return sources[split]
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.SimpleNamespace(builder=Builder))
+    data = load_dataset("mnist", None, tfds_dir="/somewhere/tfds", validation_size=5)
+    assert seen == {"name": "mnist", "data_dir": "/somewhere/tfds", "format": "array_record"}
+    assert sources["train"].calls == [10_000, 10_000, 5_000] and sources["test"].calls == [7]
+    np.testing.assert_array_equal(data.split("train")["image"], sources["train"].images[:-5])
+    np.testing.assert_array_equal(data.split("validation")["label"], sources["train"].labels[-5:])
+    assert data.split("test")["label"].dtype == np.int32 and data.source == "tfds:mnist/3.0.1"
+    assert data.partial == "25000 of 60000 train images, 7 of 10000 test images"  # before the carve
+
+
+def test_tfds_failure_says_how_to_use_a_mirror(monkeypatch):
+    def builder(name, data_dir):
+        raise ConnectionError("no network")
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.SimpleNamespace(builder=builder))
+    with pytest.raises(DataError, match="TFDS could not provide 'cifar10'.*REPRO_DATA_DIR"):
+        tfds_source.read("cifar10")
+
+
+def test_every_data_set_record_is_complete():
+    for name, record in records.RECORDS.items():
+        assert record.name == name and callable(record.read_mirror) and record.tfds_name
+        assert set(record.official_sizes) == {"train", "test"}
 
 
 def test_validation_split_is_carved_from_train(tmp_path):
@@ -144,7 +208,8 @@ def _official_tiny_mirror(tmp_path, monkeypatch):
     folder = write_mnist_mirror(tmp_path / "mnist", n_train=50, n_test=20)
     official = checksums.read_sums(folder / "SHA256SUMS.uncompressed")
     monkeypatch.setattr(mnist, "OFFICIAL_SHA256", official)
-    monkeypatch.setattr("repro.data.dataset.OFFICIAL_SIZES", {"mnist": {"train": 50, "test": 20}})
+    monkeypatch.setitem(records.RECORDS, "mnist", dataclasses.replace(
+        records.RECORDS["mnist"], official_sizes={"train": 50, "test": 20}))
     return folder
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from repro.data.errors import DataError
+
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -32,8 +34,6 @@ def verify(name: str, data: bytes, official: str | None, mirror: str | None,
     content the mirror vouches for (its sums file lists it, matching) or that nothing vouches
     for, None if no official sum is known}. A DataError for content that matches no sum it
     should: a corrupt file."""
-    from repro.data.dataset import DataError
-
     got = sha256_bytes(data)
     known = None if official is None else got == official
     if known or (mirror is not None and got == mirror):  # a subset loads, marked not official

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from repro.data import checksums
-from repro.data.dataset import DataError
+from repro.data.errors import DataError
 
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILES = ["test_batch"]
@@ -55,4 +55,4 @@ def read_mirror(root: Path):
             "image": np.concatenate([p[0] for p in parts]),
             "label": np.concatenate([p[1] for p in parts]),
         }
-    return splits, 10, f"mirror:{folder}", files
+    return splits, f"mirror:{folder}", files

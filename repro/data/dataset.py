@@ -9,14 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-class DataError(RuntimeError):
-    """A data set is missing, incomplete or corrupt; the message says how to fix it."""
-
-
-# Examples per split of the official releases: a source with fewer holds only part of the data
-# (e.g. the 10% CIFAR-10 subset kept for tests), and numbers from it are not a reproduction.
-OFFICIAL_SIZES = {"mnist": {"train": 60000, "test": 10000}, "cifar10": {"train": 50000, "test": 10000}}
+from repro.data.errors import DataError
+from repro.data.records import record
 
 
 @dataclasses.dataclass
@@ -25,7 +19,6 @@ class Dataset:
 
     name: str
     splits: dict[str, dict[str, np.ndarray]]
-    num_classes: int
     source: str
     # How the source falls short of the official data set, e.g. "5085 of 50000 train images"
     # or files whose content is not the official one (a mirror's sums vouched for them).
@@ -86,26 +79,26 @@ def load_dataset(
     limit_train: int | None = None,
     binarize_seed: int | None = None,
     test_redraws: Sequence[int] = (),
+    tfds_dir: str | None = None,
 ) -> Dataset:
-    """Load `name` ('mnist' or 'cifar10') from a local mirror if one is given, else from TFDS.
+    """Load data set `name` (a record of repro/data/records.py) from a local mirror if one is
+    given, else from TFDS (`tfds_dir`: its data dir, default TFDS's own).
 
     binarize_seed: replace every split's images by one fixed stochastic binarization (0/1 uint8,
     `binarize`), drawn before the validation split is carved out of train, so an image's draw
     does not depend on validation_size or limit_train. test_redraws: for each seed s, a split
     'test_redraw<s>' holding the test images binarized with seed s (how much the test number
     moves with the draw)."""
-    from repro.data import cifar10, mnist, tfds_source
+    from repro.data import tfds_source
 
-    readers = {"mnist": mnist.read_mirror, "cifar10": cifar10.read_mirror}
-    if name not in readers:
-        raise DataError(f"unknown data set {name!r}; known: {sorted(readers)}")
+    data_set = record(name)
     root = resolve_data_dir(data_dir)
     if root is not None:
-        splits, num_classes, source, files = readers[name](root)
+        splits, source, files = data_set.read_mirror(root)
     else:
-        splits, num_classes, source, files = tfds_source.read(name)
+        splits, source, files = tfds_source.read(data_set.tfds_name, tfds_dir)
     unofficial = [f for f, checked in files.items() if checked["official"] is False]
-    partial = missing_examples(name, splits)
+    partial = missing_examples(data_set.official_sizes, splits)
     if unofficial and not partial:  # official sizes, other content (a short set says so already)
         partial = (f"not the official content of {', '.join(unofficial)} "
                    "(vouched for by the mirror's sums only)")
@@ -120,14 +113,13 @@ def load_dataset(
     if limit_train:
         splits["train"] = {k: v[:limit_train] for k, v in splits["train"].items()}
     splits = _carve_validation(splits, validation_size)
-    return Dataset(name=name, splits=splits, num_classes=num_classes, source=source, partial=partial,
-                   files=files)
+    return Dataset(name=name, splits=splits, source=source, partial=partial, files=files)
 
 
-def missing_examples(name: str, splits: dict) -> str | None:
+def missing_examples(official_sizes: dict[str, int], splits: dict) -> str | None:
     """None if every split has its official size, else what is short ("5000 of 50000 train
     images, ..."). Checked on the source's splits, before limit_train or a validation carve."""
     short = [f"{len(splits[s]['label'])} of {n} {s} images"
-             for s, n in OFFICIAL_SIZES.get(name, {}).items()
+             for s, n in official_sizes.items()
              if s in splits and len(splits[s]["label"]) < n]
     return ", ".join(short) or None

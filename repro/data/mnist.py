@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from repro.data import checksums
-from repro.data.dataset import DataError
+from repro.data.errors import DataError
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -67,4 +67,4 @@ def read_mirror(root: Path):
         if len(arrays["image"]) != len(arrays["label"]):
             raise DataError(f"MNIST {split}: {len(arrays['image'])} images but {len(arrays['label'])} labels")
         splits[split] = {"image": arrays["image"][..., None], "label": arrays["label"].astype(np.int32)}
-    return splits, 10, f"mirror:{folder}", files
+    return splits, f"mirror:{folder}", files

@@ -1,0 +1,39 @@
+"""One record per data set: everything the loader needs to know about it. A new data set is a
+reader module (mirror files -> uint8 arrays, checksums checked) plus one record here."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from repro.data import cifar10, mnist
+
+# (splits {"train"/"test": {"image": uint8 NHWC, "label": int32}}, source, {file: checks})
+MirrorReader = Callable[[Path], tuple[dict, str, dict]]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSetRecord:
+    name: str                      # the config's data.name
+    read_mirror: MirrorReader      # the official files in a local folder, checksums checked
+    tfds_name: str                 # the same data through TFDS (online)
+    # Examples per split of the official release: a source with fewer holds only part of the
+    # data (e.g. the 10% CIFAR-10 subset kept for tests), and numbers from it are not a
+    # reproduction.
+    official_sizes: dict[str, int]
+
+
+RECORDS = {r.name: r for r in (
+    DataSetRecord("mnist", mnist.read_mirror, "mnist", {"train": 60000, "test": 10000}),
+    DataSetRecord("cifar10", cifar10.read_mirror, "cifar10", {"train": 50000, "test": 10000}),
+)}
+
+
+def record(name: str) -> DataSetRecord:
+    from repro.data.errors import DataError
+
+    if name not in RECORDS:
+        raise DataError(f"unknown data set {name!r}; known: {sorted(RECORDS)} (a new one needs a "
+                        f"reader and a record in repro/data/records.py)")
+    return RECORDS[name]
