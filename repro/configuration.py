@@ -16,7 +16,8 @@ EXPERIMENTS_DIR = ROOT / "experiments"
 # Keys that change how a run is logged, stored or chunked, not what it computes.
 NOT_HASHED = ("seed", "seeds", "tag", "logger", "paths", "results", "progress", "hydra", "data.dir",
               "distributed", "train.checkpoint_every", "train.resume", "train.keep_checkpoints",
-              "train.chunk_steps", "train.data_parallel", "train.unroll")
+              "train.chunk_steps", "train.data_parallel",
+              "train.unroll")  # a removed option (convs are fast in a scan): older result files have it
 
 if not OmegaConf.has_resolver("prod"):
     OmegaConf.register_new_resolver("prod", lambda xs: math.prod(int(x) for x in xs))

@@ -56,12 +56,6 @@ class Trainer:
     Every state leaf, metric and eval value then has that leading axis (`seed_record` slices
     one seed's record); `seeds` only names them in errors.
 
-    `unroll=True` unrolls each chunk's lax.scan into straight-line code (same steps, same
-    numbers). XLA:CPU runs non-canonical convolutions (e.g. JAX's conv gradients) inside a loop
-    body 10-70x slower than at the top level; the models avoid that with repro/models/conv.py,
-    so unrolling is only for layers it does not cover (dilated or grouped convs). Compile time
-    grows with the chunk length, so pair it with short chunks.
-
     A probe with `final_only = True` (e.g. sampling from a generative model) runs only at the
     evaluation after the last step of `fit`, not at every evaluation.
     """
@@ -81,13 +75,12 @@ class Trainer:
         probes: Sequence[Callable] = (),
         mesh=None,
         seeds: Sequence[int] | None = None,
-        unroll: bool = False,
     ):
         check_batch(batch_size, mesh)
         check_batch(eval_batch_size, mesh)
         self.mesh = mesh
         self.optimizer, self.objective, self.preprocess = optimizer, objective, preprocess
-        self.batch_size, self.unroll = batch_size, bool(unroll)
+        self.batch_size = batch_size
         self.probes = [p for p in probes if not getattr(p, "final_only", False)]
         self.final_probes = [p for p in probes if getattr(p, "final_only", False)]
         self.stacked = not isinstance(model, nnx.Module)
@@ -155,8 +148,7 @@ class Trainer:
     def _train_chunk(self, state, data, keys, num_steps: int):
         start = state["step"]
         idx = batch_indices(keys["data"], start, num_steps, self.batch_size, self.num_train)
-        state, metrics = jax.lax.scan(lambda s, i: self._train_step(s, i, data, keys), state, idx,
-                                      unroll=True if self.unroll else 1)
+        state, metrics = jax.lax.scan(lambda s, i: self._train_step(s, i, data, keys), state, idx)
         finite = metrics.pop("finite")
         summary = {f"train/{k}": v.mean() for k, v in metrics.items()}
         # First step whose loss was NaN/inf (or -1): lets the host name the step without syncing per step.

@@ -84,7 +84,6 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
         probes=probes,
         mesh=data_mesh(cfg.train.data_parallel),
         seeds=seeds,
-        unroll=cfg.train.get("unroll", False),
     )
     return trainer, data
 

@@ -55,7 +55,7 @@ RULES = {
 # Keys the code reads with a default (cfg.<group>.get(...)), so `+key=value` may add them.
 OPTIONAL_KEYS = {
     "data.allow_partial", "data.binarize", "data.binarize.seed", "data.binarize.test_redraws",
-    "data.limit_train", "data.augment", "data.pad", "train.unroll",
+    "data.limit_train", "data.augment", "data.pad",
     "optim.warmup_steps", "optim.warmup_lr", "optim.weight_decay_mask", "optim.decay_steps",
     "optim.momentum", "optim.nesterov", "optim.b1", "optim.b2", "optim.weight_decay",
     "optim.schedule", "optim.boundaries", "optim.decay_factor",

@@ -101,16 +101,6 @@ def test_vmapped_seeds_equal_separate_runs():
     assert len(set(np.round(losses, 6))) == 3  # the seeds really differ
 
 
-def test_unrolled_chunks_compute_the_same_steps():
-    a, b = make_trainer(), make_trainer()
-    b.unroll = True
-    state_a, hist_a, _ = a.fit(a.initial_state, 20, chunk_steps=10, eval_every=20)
-    state_b, hist_b, _ = b.fit(b.initial_state, 20, chunk_steps=10, eval_every=20)
-    for x, y in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
-    assert hist_a[-1]["test/loss"] == pytest.approx(hist_b[-1]["test/loss"], rel=1e-5)
-
-
 class CountingProbe:
     def __init__(self, final_only):
         self.final_only = final_only

@@ -41,3 +41,22 @@ def test_init_std_is_respected():
 def test_unknown_activation():
     with pytest.raises(ValueError, match="unknown activation"):
         MLP(4, [3], 2, activation="swishy", rngs=nnx.Rngs(0))
+
+
+def test_every_model_convolves_through_the_suites_conv():
+    """A bare nnx.Conv or lax.conv in a model runs its gradients 30-60x slower on XLA:CPU inside
+    the loop's scan (repro/models/conv.py); the models must use conv.Conv or its function."""
+    import re
+    from pathlib import Path
+
+    from flax import nnx
+
+    from repro.models import conv
+
+    bare = re.compile(r"\bnnx\.Conv(Transpose)?\(|\blax\.conv|\bjax\.lax\.conv")
+    models = Path(conv.__file__).parent
+    offenders = [f"{p.name}:{i}" for p in sorted(models.glob("*.py")) if p.name != "conv.py"
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
+    assert not offenders, f"use repro.models.conv.Conv instead of a bare conv at {offenders}"
+    layer = conv.Conv(3, 4, (3, 3), rngs=nnx.Rngs(0))
+    assert isinstance(layer, nnx.Conv) and layer.conv_general_dilated is conv.conv_general_dilated

@@ -3,9 +3,7 @@ path: build_trainer from the experiment config), evaluation images/s, and the ti
 samples (784 sequential forward passes), compile time apart.
 
     python -m experiments.pixelcnn_mnist.bench                       # the experiment config
-    python -m experiments.pixelcnn_mnist.bench --set model.hidden=32 --unrolled
---unrolled also times unrolled chunks (train.unroll=true) against the rolled lax.scan: with
-repro/models/conv.py the two are equally fast on XLA:CPU.
+    python -m experiments.pixelcnn_mnist.bench --set model.hidden=32
 """
 
 from __future__ import annotations
@@ -49,7 +47,7 @@ def train_images_per_second(overrides: list[str], steps: int, repeats: int) -> d
     split = next(iter(trainer.eval_data.values()))
     n_eval = split["mask"].size
     eval_s = best_of(lambda: trainer._eval(holder["state"]["params"], holder["state"]["rest"], split), 1)
-    return {"config": overrides, "unroll": cfg.train.unroll, "batch_size": cfg.train.batch_size,
+    return {"config": overrides, "batch_size": cfg.train.batch_size,
             "steps_per_call": steps, "compile_seconds": round(compile_s, 1),
             "ms_per_step": round(1e3 * seconds / steps, 1),
             "train_images_per_second": round(steps * cfg.train.batch_size / seconds, 1),
@@ -77,16 +75,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--num-samples", type=int, default=64)
-    parser.add_argument("--unrolled", action="store_true", help="also time unrolled chunks")
     parser.add_argument("--full-sampler", action="store_true",
                         help="also time sampling without the row window")
     parser.add_argument("--skip-sampling", action="store_true")
     args = parser.parse_args()
     print(json.dumps({"device": jax.devices()[0].device_kind, "jax": jax.__version__}), flush=True)
     print(json.dumps(train_images_per_second(args.set, args.steps, args.repeats)), flush=True)
-    if args.unrolled:
-        print(json.dumps(train_images_per_second([*args.set, "train.unroll=true"], args.steps, 1)),
-              flush=True)
     if not args.skip_sampling:
         print(json.dumps(sampling_seconds(args.set, args.num_samples, window=True)), flush=True)
         if args.full_sampler:

@@ -1,4 +1,9 @@
-"""A drop-in `conv_general_dilated` for `nnx.Conv` whose gradients stay fast on XLA:CPU in a scan.
+"""The suite's one convolution layer, `Conv`: `nnx.Conv` with a `conv_general_dilated` whose
+gradients stay fast on XLA:CPU inside a scan. Every conv model uses it (tests/test_models.py
+fails on a bare `nnx.Conv` or `lax.conv*` elsewhere in repro/models/): forgetting it makes CPU
+training 30-60x slower. Upstream: jax-ml/jax#12868 ("Convolution is significantly slower inside
+a loop body (CPU)", open); this file can go when XLA:CPU canonicalizes convolutions in every
+computation, not only the entry one.
 
 XLA:CPU runs a convolution through its fast library path (Eigen/YNNPACK) only when the
 dimension numbers are canonical: input NHWC, kernel HWIO, output NHWC, f32/f16. JAX's
@@ -26,6 +31,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 from jax import lax
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -119,3 +125,11 @@ def _is_canonical_2d(lhs, rhs, window_strides, padding, *, lhs_dilation, rhs_dil
     # Padding past the kernel would need negative padding in the input gradient.
     return all(0 <= lo < k and 0 <= hi < k for (lo, hi), k in zip(padding, rhs.shape[:2],
                                                                    strict=True))
+
+
+class Conv(nnx.Conv):
+    """`nnx.Conv` (same arguments) computed with the `conv_general_dilated` above."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("conv_general_dilated", conv_general_dilated)
+        super().__init__(*args, **kwargs)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from repro.models.conv import conv_general_dilated
+from repro.models.conv import Conv
 
 SHORTCUTS = ("A", "B", "plain")
 PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)  # Table 6; any 6n+2 >= 8 is accepted (8 for tests)
@@ -45,15 +45,13 @@ def shortcut_a(x, out_channels: int, stride: int):
 
 class ConvBN(nnx.Module):
     """3x3 (or 1x1) conv without bias, then BN. Padding is explicit (1 for 3x3) as in Torch:
-    'SAME' would pad stride-2 convs only at the bottom/right. The conv function keeps the
-    gradients on XLA:CPU's fast path inside the loop's scan (repro/models/conv.py)."""
+    'SAME' would pad stride-2 convs only at the bottom/right."""
 
     def __init__(self, cin, cout, kernel=3, stride=1, *, bn_momentum, dtype, rngs):
         pad = kernel // 2
-        self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=(stride, stride),
-                             padding=((pad, pad), (pad, pad)), use_bias=False,
-                             kernel_init=he_fan_out, dtype=dtype, rngs=rngs,
-                             conv_general_dilated=conv_general_dilated)
+        self.conv = Conv(cin, cout, (kernel, kernel), strides=(stride, stride),
+                         padding=((pad, pad), (pad, pad)), use_bias=False,
+                         kernel_init=he_fan_out, dtype=dtype, rngs=rngs)
         self.bn = nnx.BatchNorm(cout, momentum=bn_momentum, epsilon=1e-5, dtype=dtype, rngs=rngs)
 
     def __call__(self, x, train: bool):

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from repro.models.conv import conv_general_dilated as fast_conv
+from repro.models.conv import Conv
 
 # -KL(q(w|theta, alpha) || log-uniform prior) ~= const + 0.5 log a + C1 a + C2 a^2 + C3 a^3 (eq. 15)
 C1, C2, C3 = 1.16145124, -1.50204118, 0.58629921
@@ -205,8 +205,8 @@ class DropoutConvNet(_NoisyNet):
         h, w, c = image_shape
         self.num_train, self.kl_scale = num_train, _kl_scale(dropout, kl_scale)
         self.convs = nnx.List([
-            nnx.Conv(c, 32 * k, (3, 3), strides=2, rngs=rngs, conv_general_dilated=fast_conv),
-            nnx.Conv(32 * k, 64 * k, (3, 3), strides=2, rngs=rngs, conv_general_dilated=fast_conv),
+            Conv(c, 32 * k, (3, 3), strides=2, rngs=rngs),
+            Conv(32 * k, 64 * k, (3, 3), strides=2, rngs=rngs),
         ])
         flat = -(-h // 4) * -(-w // 4) * 64 * k  # 'SAME' padding, stride 2 twice
         sizes = [flat, 128 * k, 128 * k, num_classes]
