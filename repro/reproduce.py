@@ -34,6 +34,7 @@ import time
 
 from repro import report
 from repro.results import load_results
+from repro.weights import weights_path
 
 LOCAL = report.ROOT / "local"  # git-ignored: this machine's runs and its comparison
 
@@ -167,6 +168,8 @@ def promote(spec: dict) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for f in files:
         shutil.copy2(f, target / f.name)  # the file as written: config, provenance, timing
+        if weights_path(f).exists():  # git-ignored, but kept for recompute on this machine
+            shutil.copy2(weights_path(f), weights_path(target / f.name))
     print(f"copied {len(files)} result file(s) to {target}; run `make report` and commit them")
 
 

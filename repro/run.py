@@ -30,6 +30,7 @@ from repro.provenance import scrub
 from repro.results import check_writable, result_path, write_result
 from repro.tracking import Tracker
 from repro.validation import validate
+from repro.weights import save_weights, weights_path
 
 log = logging.getLogger(__name__)
 for _noisy in ("absl", "jax._src.xla_bridge"):  # orbax/XLA chatter at INFO level
@@ -218,8 +219,11 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
             "provenance": origin,
         }
         out_path = result_path(cfg.paths.results, cfg.experiment_name, names[i])
+        result["weights"] = weights_path(out_path).name  # beside it, git-ignored (repro/weights.py)
         if lead:
             write_result(out_path, result, if_exists=cfg.results.if_exists)
+            own_state = jax.tree.map(lambda x, i=i: x[i], state) if stacked else state
+            save_weights(weights_path(out_path), own_state["params"], own_state["rest"])
         log.info("wrote %s: %s", out_path, {k: round(v, 5) for k, v in final.items()
                                             if isinstance(v, float)})
         results.append(result)

@@ -53,6 +53,7 @@ def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
     # Promoted, the runs become the reference; a rerun trains nothing and is bitwise equal.
     assert reproduce.main(["promote", "debug"]) == 0
     assert sorted(p.name for p in (tmp_path / "results" / "debug").glob("*.json")) == local
+    assert len(list((tmp_path / "results" / "debug").glob("*.weights.npz"))) == 2
     with pytest.raises(SystemExit, match="already holds"):
         reproduce.main(["promote", "debug"])
     assert reproduce.main(["debug", "--only", "fast", "--check"]) == 0
