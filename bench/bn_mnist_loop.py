@@ -68,7 +68,7 @@ def suite_loop(data, steps: int, batchnorm: bool, chunk=500):
     cfg = compose(["experiment=bn_mnist", f"model.batchnorm={batchnorm}"])
     test = {k: v[:1000] for k, v in data.items()}
     dataset = Dataset("synthetic-mnist", {"train": data, "test": test}, 10, "synthetic")
-    trainer, _ = build_trainer(cfg, dataset)
+    trainer = build_trainer(cfg, dataset)
     trainer.chunk_fn(trainer.initial_state, chunk)  # compile outside the timed region
     t0 = time.perf_counter()
     trainer.fit(trainer.initial_state, steps, chunk_steps=chunk, eval_every=steps)

@@ -2,8 +2,8 @@
 
 Both train the same model (He et al. recipe: SGD momentum 0.9, L2 1e-4, batch 128, crop+flip on
 the device) on synthetic device-resident uint8 data, `--steps` steps per jit call (lax.scan),
-in the same process. Compile time is measured apart from run time; run time is the median of
-`--repeats` calls after one warm-up call.
+in the same process. Compile time is measured apart from run time; run time is the best of
+`--repeats` calls after one warm-up call (bench/timing.py), with the suite's FLOPs per step.
 
     python -m bench.resnet_cifar10                    # ResNet-20 (short: CPU friendly)
     python -m bench.resnet_cifar10 --depths 20 56 110 --steps 100 --repeats 5   # on a GPU
@@ -17,7 +17,6 @@ repro/models/conv.py a ResNet-20 step took 15-60 s).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import jax
@@ -27,11 +26,11 @@ import optax
 from flax import nnx
 from hydra.utils import instantiate
 
+from bench.timing import best_of, time_chunk
 from repro.configuration import compose
-from repro.data.pipeline import Preprocessor, normalize, random_crop_flip
-from repro.loop import Trainer, seed_keys
-from repro.objectives import Classification
-from repro.optim import make_optimizer
+from repro.data import Dataset
+from repro.data.pipeline import normalize, random_crop_flip
+from repro.run import build_trainer
 
 
 def synthetic_split(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -40,26 +39,12 @@ def synthetic_split(n: int, seed: int = 0) -> dict[str, np.ndarray]:
             "label": rng.integers(0, 10, n).astype(np.int32)}
 
 
-def timed(fn, state, repeats: int):
-    """Run fn(state) -> state once to warm up, then `repeats` times; median seconds per call."""
-    state = jax.block_until_ready(fn(state))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        state = jax.block_until_ready(fn(state))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def bench_suite(cfg, data, steps, repeats):
-    keys = seed_keys(0)
-    model = instantiate(cfg.model, rngs=nnx.Rngs(keys["init"]))
-    pre = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.augment, cfg.data.pad)
-    trainer = Trainer(model, make_optimizer(cfg.optim), Classification(), pre, data, {},
-                      batch_size=cfg.train.batch_size, keys=keys)
-    chunk = trainer.chunk_fn(trainer.initial_state, steps)  # compiles; time kept by the trainer
-    run = lambda s: chunk(s, trainer.train_data, trainer.keys)[0]
-    return trainer.compile_seconds, timed(run, trainer.initial_state, repeats)
+    """The suite's trainer as a run builds it, on the synthetic images: bench.timing.time_chunk."""
+    dataset = Dataset(name="cifar10", splits={"train": data, "test": synthetic_split(256, 1)},
+                      source="synthetic")
+    timing, _ = time_chunk(build_trainer(cfg, dataset), steps, repeats)
+    return timing["compile_seconds"], timing["ms_per_step"] * steps / 1e3, timing
 
 
 def bench_bare(cfg, data, steps, repeats):
@@ -92,10 +77,16 @@ def bench_bare(cfg, data, steps, repeats):
         carry, _ = jax.lax.scan(step, carry, jnp.arange(steps))
         return carry
 
-    state = (params, rest, tx.init(params), jax.random.key(0))
+    holder = {"state": (params, rest, tx.init(params), jax.random.key(0))}
     t0 = time.perf_counter()
-    compiled = jax.jit(chunk, donate_argnums=0).lower(state).compile()
-    return time.perf_counter() - t0, timed(compiled, state, repeats)
+    compiled = jax.jit(chunk, donate_argnums=0).lower(holder["state"]).compile()
+    compile_s = time.perf_counter() - t0
+
+    def call():
+        holder["state"] = compiled(holder["state"])
+        return holder["state"]
+
+    return compile_s, best_of(call, repeats)
 
 
 def main() -> None:
@@ -108,15 +99,17 @@ def main() -> None:
     args = parser.parse_args()
     data = synthetic_split(args.examples)
     print(f"device: {jax.devices()[0].device_kind}, batch 128, {args.steps} steps per call, "
-          f"median of {args.repeats}, compute {args.dtype}")
+          f"best of {args.repeats}, compute {args.dtype}")
     print(f"{'model':>11} | {'suite img/s':>11} | {'bare img/s':>10} | {'ratio':>5} | "
           f"{'suite compile s':>15} | {'bare compile s':>14}")
     for depth in args.depths:
-        cfg = compose(["experiment=resnet_cifar10", f"model.depth={depth}",
+        cfg = compose(["experiment=resnet_cifar10", "data.eval_splits=[test]", f"model.depth={depth}",
                        f"model.compute_dtype={args.dtype}"])
         images = args.steps * cfg.train.batch_size
-        suite_compile, suite_s = bench_suite(cfg, data, args.steps, args.repeats)
-        print(f"  ResNet-{depth} suite: compile {suite_compile:.1f} s, {suite_s:.2f} s/call", flush=True)
+        suite_compile, suite_s, timing = bench_suite(cfg, data, args.steps, args.repeats)
+        print(f"  ResNet-{depth} suite: compile {suite_compile:.1f} s, {suite_s:.2f} s/call, "
+              f"{timing['gflops_per_step']} GFLOP/step, {timing['gflop_per_second']} GFLOP/s = "
+              f"{timing['fraction_of_matmul_peak']} of the matmul peak", flush=True)
         bare_compile, bare_s = bench_bare(cfg, data, args.steps, args.repeats)
         print(f"  ResNet-{depth} bare: compile {bare_compile:.1f} s, {bare_s:.2f} s/call", flush=True)
         print(f"{f'ResNet-{depth}':>11} | {images / suite_s:11.1f} | {images / bare_s:10.1f} | "

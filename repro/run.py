@@ -58,7 +58,7 @@ def dataset_for(cfg: DictConfig) -> Dataset:
 
 
 def build_trainer(cfg: DictConfig, data: Dataset | None = None,
-                  seeds: list[int] | None = None) -> tuple[Trainer, Dataset]:
+                  seeds: list[int] | None = None) -> Trainer:
     """Everything a run needs, built from the config; shared by runs, tests and benchmarks
     (which may pass their own `data`). With `seeds`, one model per seed, trained vmapped."""
     data = data if data is not None else dataset_for(cfg)
@@ -86,7 +86,7 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
         mesh=data_mesh(cfg.train.data_parallel),
         seeds=seeds,
     )
-    return trainer, data
+    return trainer
 
 
 def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "outputs"):
@@ -146,7 +146,7 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
             f"data.dir (or REPRO_DATA_DIR) at the full official files, or add "
             f"+data.allow_partial=true to run anyway (its own config hash, so it never stands in "
             f"for a reproduction; the result file records data_partial).")
-    trainer, _ = build_trainer(cfg, data, seeds=seeds if stacked else None)
+    trainer = build_trainer(cfg, data, seeds=seeds if stacked else None)
     state, history, prior = trainer.initial_state, [], {}
     checkpointer = None
     if cfg.train.checkpoint_every:

@@ -24,7 +24,7 @@ for parallel in (False, True):
     cfg = compose(["experiment=debug", "train.batch_size=64", "train.eval_batch_size=200",
                    "model.hidden=[64,64]", "model.batchnorm=true", "optim.lr=0.5",
                    f"train.data_parallel={parallel}"])
-    trainer, _ = build_trainer(cfg, data)
+    trainer = build_trainer(cfg, data)
     _, history, _ = trainer.fit(trainer.initial_state, 60, chunk_steps=20, eval_every=20)
     out[str(parallel)] = [r["train/loss"] for r in history[1:]] + [history[-1]["test/loss"]]
     if parallel:
@@ -33,7 +33,7 @@ for parallel in (False, True):
         out["shard_shapes"] = [list(s.data.shape) for s in images_b.addressable_shards]
         out["data_replicated"] = trainer.train_data["image"].sharding.is_fully_replicated
         # Vmapped seeds on the mesh too: seed 0 of seeds=[0,1] is the unstacked seed-0 run.
-        stacked, _ = build_trainer(cfg, data, seeds=[0, 1])
+        stacked = build_trainer(cfg, data, seeds=[0, 1])
         _, history, _ = stacked.fit(stacked.initial_state, 60, chunk_steps=20, eval_every=20)
         out["stacked"] = [r["train/loss"][0] for r in history[1:]] + [history[-1]["test/loss"][0]]
 print("RESULT" + json.dumps(out))

@@ -114,7 +114,7 @@ def test_alpha_stays_at_or_below_the_cap_after_training(method, run_overrides):
     cfg = compose(["experiment=vardrop_mnist", *run_overrides, f"model.dropout={method}",
                    "model.hidden=32", "data.validation_size=100", "model.num_train=500",
                    "optim.lr=0.01", "train.steps=200", "train.batch_size=50"])
-    trainer, _ = build_trainer(cfg)
+    trainer = build_trainer(cfg)
     state, _, _ = trainer.fit(trainer.initial_state, 200, chunk_steps=100, eval_every=200)
     model = nnx.merge(trainer.graphdef, state["params"], state["rest"])
     raw = jnp.concatenate([layer.log_alpha[...].ravel() for layer in model.dense])

@@ -15,43 +15,21 @@ import time
 import jax
 from flax import nnx
 
+from bench.timing import best_of, time_chunk
 from repro.configuration import compose
 from repro.models.pixelcnn import sample
 from repro.run import build_trainer
 
 
-def best_of(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())  # warm-up (compiles)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def train_images_per_second(overrides: list[str], steps: int, repeats: int) -> dict:
     cfg = compose(["experiment=pixelcnn_mnist", "logger.mode=disabled", "probes=[]", *overrides])
-    trainer, _ = build_trainer(cfg)
-    state = trainer.initial_state
-    t0 = time.perf_counter()
-    chunk = trainer.chunk_fn(state, steps)
-    compile_s = time.perf_counter() - t0
-    holder = {"state": state}
-
-    def once():
-        holder["state"], out = chunk(holder["state"], trainer.train_data, trainer.keys)
-        return out
-
-    seconds = best_of(once, repeats)
+    trainer = build_trainer(cfg)
+    timing, state = time_chunk(trainer, steps, repeats)
     split = next(iter(trainer.eval_data.values()))
-    n_eval = split["mask"].size
-    eval_s = best_of(lambda: trainer._eval(holder["state"]["params"], holder["state"]["rest"], split), 1)
-    return {"config": overrides, "batch_size": cfg.train.batch_size,
-            "steps_per_call": steps, "compile_seconds": round(compile_s, 1),
-            "ms_per_step": round(1e3 * seconds / steps, 1),
-            "train_images_per_second": round(steps * cfg.train.batch_size / seconds, 1),
-            "eval_images_per_second": round(n_eval / eval_s, 1)}
+    eval_s = best_of(lambda: trainer._eval(state["params"], state["rest"], split), 1)
+    return {"config": overrides, "batch_size": cfg.train.batch_size, "steps_per_call": steps, **timing,
+            "train_images_per_second": round(1e3 * cfg.train.batch_size / timing["ms_per_step"], 1),
+            "eval_images_per_second": round(split["mask"].size / eval_s, 1)}
 
 
 def sampling_seconds(overrides: list[str], num: int, window: bool) -> dict:

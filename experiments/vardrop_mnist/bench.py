@@ -9,31 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import jax
 
+from bench.timing import time_chunk
 from repro.configuration import compose
 from repro.models.vardrop import ESTIMATORS, METHODS
 from repro.run import build_trainer
 
 
-def step_seconds(overrides: list[str], steps: int, repeats: int = 3) -> float:
-    """Best-of-`repeats` seconds per step of one compiled chunk of `steps` steps."""
+def step_timing(overrides: list[str], steps: int, repeats: int = 3) -> dict:
+    """bench.timing.time_chunk of the experiment's trainer: best ms per step, FLOPs, peak fraction."""
     cfg = compose(["experiment=vardrop_mnist", "logger.mode=disabled", *overrides])
     jax.config.update("jax_default_matmul_precision", cfg.precision)
-    trainer, _ = build_trainer(cfg)
-    state = trainer.initial_state
-    chunk = trainer.chunk_fn(state, steps)
-    state, out = chunk(state, trainer.train_data, trainer.keys)  # warm-up
-    jax.block_until_ready(out)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        state, out = chunk(state, trainer.train_data, trainer.keys)
-        jax.block_until_ready(out)
-        best = min(best, (time.perf_counter() - t0) / steps)
-    return best
+    return time_chunk(build_trainer(cfg), steps, repeats)[0]
 
 
 def main() -> None:
@@ -47,9 +36,10 @@ def main() -> None:
     for hidden in args.hidden:
         base = None
         for method in METHODS[:1] if args.skip_methods else METHODS:
-            t = step_seconds([f"model.hidden={hidden}", f"model.dropout={method}"], args.steps)
+            timing = step_timing([f"model.hidden={hidden}", f"model.dropout={method}"], args.steps)
+            t = timing["ms_per_step"] / 1e3
             base = base or t  # METHODS starts with 'none'
-            rows.append({"hidden": hidden, "method": method, "ms_per_step": 1e3 * t, "ratio": t / base})
+            rows.append({"hidden": hidden, "method": method, **timing, "ratio": round(t / base, 3)})
             print(json.dumps(rows[-1]), flush=True)
         if args.skip_estimators:
             continue
@@ -57,11 +47,12 @@ def main() -> None:
         for est in ESTIMATORS:
             # A weight sample per example is ~100-600x slower: time it on a few steps only.
             few = est == "per_example"
-            t = step_seconds([f"model.hidden={hidden}", "model.dropout=variational_b",
-                              f"model.estimator={est}"], max(args.steps // 10, 5) if few else args.steps,
-                             repeats=1 if few else 3)
-            rows.append({"hidden": hidden, "estimator": est, "ms_per_step": 1e3 * t,
-                         "seconds_per_epoch": t * steps_per_epoch, "ratio": t / base})
+            timing = step_timing([f"model.hidden={hidden}", "model.dropout=variational_b",
+                                  f"model.estimator={est}"], max(args.steps // 10, 5) if few else args.steps,
+                                 repeats=1 if few else 3)
+            t = timing["ms_per_step"] / 1e3
+            rows.append({"hidden": hidden, "estimator": est, **timing,
+                         "seconds_per_epoch": round(t * steps_per_epoch, 2), "ratio": round(t / base, 3)})
             print(json.dumps(rows[-1]), flush=True)
     if not args.skip_methods:
         ok = all(r["ratio"] <= 2.0 for r in rows if "method" in r)
