@@ -95,6 +95,7 @@ def test_tfds_path_reads_whole_splits_in_batches_and_passes_its_data_dir(monkeyp
             return sources[split]
 
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.SimpleNamespace(builder=Builder))
+    monkeypatch.delenv("REPRO_DATA_DIR", raising=False)  # no mirror: the TFDS path
     data = load_dataset("mnist", None, tfds_dir="/somewhere/tfds", validation_size=5)
     assert seen == {"name": "mnist", "data_dir": "/somewhere/tfds", "format": "array_record"}
     assert sources["train"].calls == [10_000, 10_000, 5_000] and sources["test"].calls == [7]
