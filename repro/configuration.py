@@ -9,6 +9,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from repro import schema
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "configs"
 # One folder per paper: experiments/<name>/config.yaml is the Hydra choice `experiment=<name>`.
@@ -16,8 +18,10 @@ EXPERIMENTS_DIR = ROOT / "experiments"
 # Keys that change how a run is logged, stored or chunked, not what it computes.
 NOT_HASHED = ("seed", "seeds", "tag", "logger", "paths", "results", "progress", "hydra", "data.dir",
               "distributed", "train.checkpoint_every", "train.resume", "train.keep_checkpoints",
-              "train.chunk_steps", "train.data_parallel",
-              "train.unroll")  # a removed option (convs are fast in a scan): older result files have it
+              "train.chunk_steps", "train.data_parallel")
+# Keys older result files hold that the schema no longer has (train.unroll: convs are fast in a
+# scan since repro/models/conv.py); none changed what a run computes.
+REMOVED_KEYS = ("train.unroll",)
 
 if not OmegaConf.has_resolver("prod"):
     OmegaConf.register_new_resolver("prod", lambda xs: math.prod(int(x) for x in xs))
@@ -44,21 +48,40 @@ def register_experiments(experiments_dir: Path = EXPERIMENTS_DIR) -> None:
 
 
 register_experiments()
+schema.register()
 
 
 def to_dict(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)
+
+
+def _drop(tree: dict, dotted: str, unless_not=None, only_if_default: bool = False) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for p in parents:
+        node = node.get(p) or {}
+    if leaf in node and (not only_if_default or node[leaf] == unless_not):
+        node.pop(leaf)
+
+
+def from_stored(config: dict) -> DictConfig:
+    """A result file's config as the schema-merged config it stands for: keys added to the
+    schema since the run take their defaults (the hash leaves those out), removed keys go."""
+    tree = json.loads(json.dumps(config))
+    for dotted in REMOVED_KEYS:
+        _drop(tree, dotted)
+    return OmegaConf.merge(OmegaConf.structured(schema.Config), tree)
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """8 hex digits identifying what a run computes (seed excluded: seeds of one config group)."""
+    """8 hex digits identifying what a run computes (seed excluded: seeds of one config group).
+    Taken over the schema-merged config, less NOT_HASHED and the keys added since results were
+    first hashed (schema.OPTIONAL) while they hold their default, so such keys orphan nothing."""
     tree = to_dict(cfg)
     for dotted in NOT_HASHED:
-        *parents, leaf = dotted.split(".")
-        node = tree
-        for p in parents:
-            node = node.get(p, {})
-        node.pop(leaf, None)
+        _drop(tree, dotted)
+    for dotted, default in schema.OPTIONAL.items():
+        _drop(tree, dotted, default, only_if_default=True)
     return hashlib.sha1(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -73,7 +96,7 @@ def run_name(cfg: DictConfig) -> str:
 
 def seed_list(cfg: DictConfig) -> list[int] | None:
     """cfg.seeds checked: distinct ints, or None when the run trains cfg.seed alone."""
-    seeds = cfg.get("seeds")
+    seeds = cfg.seeds
     if seeds is None:
         return None
     if not OmegaConf.is_list(seeds):
@@ -117,17 +140,33 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
     from repro.validation import check_override_keys
 
     overrides = list(overrides or [])
+    values = [o for o in overrides if not _is_group_choice(o)]
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         try:
             cfg = hydra_compose(config_name="config", overrides=overrides)
-        except ConfigCompositionException:
-            # Say which key is wrong and what the valid ones are, if that is the problem.
-            check_override_keys(hydra_compose(config_name="config",
-                                              overrides=[o for o in overrides if _is_group_choice(o)]),
-                                [o for o in overrides if not _is_group_choice(o)])
-            raise
-    check_override_keys(cfg, [o for o in overrides if not _is_group_choice(o)])
+        except ConfigCompositionException as err:
+            error = err
+        else:
+            error = None
+        if values:  # each key checked against the config before the values: is it there?
+            choices = [o for o in overrides if _is_group_choice(o)]
+            check_override_keys(hydra_compose(config_name="config", overrides=choices), values)
+    if error is not None:
+        raise schema_error(error) or error from error
     return cfg
+
+
+def schema_error(err: Exception):
+    """A ConfigError naming the schema's complaint (a wrong type, a value outside an enum) that
+    Hydra keeps in the exception's cause; None for other composition errors."""
+    from omegaconf.errors import ValidationError
+
+    from repro.validation import ConfigError
+
+    cause = err.__cause__
+    if not isinstance(cause, ValidationError):
+        return None
+    return ConfigError(f"{err}: {str(cause).splitlines()[0]} (the schema: repro/schema.py)")
 
 
 def check_command_line(args: list[str]) -> None:
@@ -141,9 +180,18 @@ def check_command_line(args: list[str]) -> None:
 
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     choices = [o.split(",")[0] for o in overrides if _is_group_choice(o) and not o.startswith("hydra")]
+    values = [o.split(",")[0] for o in overrides if not _is_group_choice(o)]
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name="config", overrides=choices)
     except HydraException:
         return  # e.g. an unknown experiment: Hydra's own error lists the options
-    check_override_keys(cfg, [o for o in overrides if not _is_group_choice(o)])
+    check_override_keys(cfg, values)
+    try:  # a value the schema refuses (wrong type, not one of an enum's)
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            hydra_compose(config_name="config",
+                          overrides=[*choices, *(v for v in values if not v.startswith("hydra"))])
+    except HydraException as err:
+        error = schema_error(err)
+        if error is not None:
+            raise error from err

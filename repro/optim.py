@@ -8,11 +8,11 @@ import optax
 
 
 def _base_schedule(cfg):
-    kind = cfg.get("schedule", "constant")
+    kind = cfg.schedule
     if kind == "constant":
         return optax.constant_schedule(cfg.lr)
     if kind == "piecewise":
-        boundaries = {int(b): float(cfg.get("decay_factor", 0.1)) for b in cfg.boundaries}
+        boundaries = {int(b): float(cfg.decay_factor) for b in cfg.boundaries}
         return optax.piecewise_constant_schedule(cfg.lr, boundaries)
     if kind == "cosine":
         return optax.cosine_decay_schedule(cfg.lr, int(cfg.decay_steps))
@@ -27,7 +27,7 @@ def make_schedule(cfg):
     optax.join_schedules), so piecewise boundaries stay at their absolute steps.
     """
     base = _base_schedule(cfg)
-    warmup_steps = int(cfg.get("warmup_steps") or 0)
+    warmup_steps = cfg.warmup_steps or 0
     if not warmup_steps:
         return base
     warmup_lr = float(cfg.warmup_lr)
@@ -43,18 +43,20 @@ DECAY_MASKS = {"kernels": kernels_only, "all": None}  # None: decay every parame
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:
+    """From an `optim` config (repro/schema.py: OptimConfig, where each key is documented)."""
     schedule = make_schedule(cfg)
     name = cfg.name
     if name == "sgd":
-        opt = optax.sgd(schedule, momentum=cfg.get("momentum") or None, nesterov=cfg.get("nesterov", False))
+        opt = optax.sgd(schedule, momentum=cfg.momentum or None, nesterov=bool(cfg.nesterov))
     elif name == "adam":
-        opt = optax.adam(schedule, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999))
+        opt = optax.adam(schedule, b1=0.9 if cfg.b1 is None else cfg.b1,
+                         b2=0.999 if cfg.b2 is None else cfg.b2)
     else:
         raise ValueError(f"unknown optim.name {name!r}; use sgd or adam")
-    weight_decay = cfg.get("weight_decay", 0.0)
+    weight_decay = cfg.weight_decay
     if weight_decay:
         # L2 added to the gradient before momentum, as in the He et al. / PyTorch recipe.
-        mask_name = cfg.get("weight_decay_mask", "kernels")
+        mask_name = cfg.weight_decay_mask or "kernels"
         if mask_name not in DECAY_MASKS:
             raise ValueError(f"unknown optim.weight_decay_mask {mask_name!r}; use kernels or all")
         opt = optax.chain(optax.add_decayed_weights(weight_decay, mask=DECAY_MASKS[mask_name]), opt)

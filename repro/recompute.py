@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from omegaconf import OmegaConf
 
+from repro.configuration import from_stored
 from repro.weights import load_weights, weights_path
 
 
@@ -30,7 +30,7 @@ def recompute(result_file: str | Path, probes: list[dict] = (), data_dir: str | 
 
     result_file = Path(result_file)
     result = json.loads(result_file.read_text())
-    cfg = OmegaConf.create(result["config"])
+    cfg = from_stored(result["config"])
     cfg.data.dir = data_dir  # the file holds "<data dir>": this machine's (or $REPRO_DATA_DIR)
     cfg.probes = [*cfg.probes, *probes]
     trainer = build_trainer(cfg)

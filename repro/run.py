@@ -51,10 +51,8 @@ def _utc_now() -> str:
 
 def dataset_for(cfg: DictConfig) -> Dataset:
     """The data set cfg.data names (decoded once per process and shared by multirun jobs)."""
-    binarize = cfg.data.get("binarize") or {}  # binarized data sets only (see load_dataset)
-    return _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size,
-                           cfg.data.get("limit_train"), binarize.get("seed"),
-                           tuple(binarize.get("test_redraws") or ()), cfg.paths.get("tfds"))
+    return _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size, cfg.data.limit_train,
+                           cfg.data.binarize.seed, tuple(cfg.data.binarize.test_redraws), cfg.paths.tfds)
 
 
 def build_trainer(cfg: DictConfig, data: Dataset | None = None,
@@ -65,8 +63,7 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
     keys = [seed_keys(s) for s in seeds] if seeds is not None else seed_keys(cfg.seed)
     models = [instantiate(cfg.model, rngs=nnx.Rngs(k["init"]))
               for k in (keys if seeds is not None else [keys])]
-    preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.get("augment"),
-                              cfg.data.get("pad", 4))
+    preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.augment, cfg.data.pad)
     objective, probes = instantiate(cfg.objective), [instantiate(p) for p in cfg.probes]
     interfaces.check(models[0], interfaces.Model, "model")
     interfaces.check(objective, interfaces.Objective, "objective")
@@ -105,7 +102,7 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
                          "tested across hosts): sweep seeds as separate jobs instead, e.g. -m seed=0,1,2")
     if cfg.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()  # reads the cluster (e.g. SLURM) environment
-    jax.config.update("jax_default_matmul_precision", cfg.precision)
+    jax.config.update("jax_default_matmul_precision", str(cfg.precision))
     origin = provenance.collect()  # at the start: the code that runs, not what is there later
     lead = jax.process_index() == 0  # one process locks, logs and writes results
     # One process per run name at a time; the result check below runs under the lock, so a run
@@ -139,12 +136,12 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
     # Stacked seeds share one state tree, so one checkpoint folder for the group.
     name = f"{config_name(cfg)}-seeds{'_'.join(map(str, seeds))}" if stacked else names[0]
     data = dataset_for(cfg)
-    if data.partial and not cfg.data.get("allow_partial", False):  # before building anything
+    if data.partial and not cfg.data.allow_partial:  # before building anything
         raise DataError(
             f"{data.source} is not the full official {data.name} ({data.partial}), so no result from it "
             f"is written by default: numbers from part of the data are not a reproduction. Point "
             f"data.dir (or REPRO_DATA_DIR) at the full official files, or add "
-            f"+data.allow_partial=true to run anyway (its own config hash, so it never stands in "
+            f"data.allow_partial=true to run anyway (its own config hash, so it never stands in "
             f"for a reproduction; the result file records data_partial).")
     trainer = build_trainer(cfg, data, seeds=seeds if stacked else None)
     state, history, prior = trainer.initial_state, [], {}

@@ -29,7 +29,7 @@ def resolve_mode(configured: str | None) -> str:
     """logger.mode if set (it wins), else $WANDB_MODE, else offline: runs never need a network
     unless asked, and a user's usual WANDB_MODE applies when the config leaves it open."""
     if configured:
-        return configured
+        return str(configured)  # a schema enum: plain text for wandb
     env = os.environ.get("WANDB_MODE", "").strip().lower()
     if env and env not in WANDB_MODES:
         raise ValueError(f"WANDB_MODE={env!r} is not a wandb mode; use online, offline or disabled")

@@ -1,9 +1,11 @@
 """Config checks that run before anything is loaded or trained, each error saying what is allowed.
 
-One table of rules (key -> check) so a typed schema can take them over later; plus the checks of
-the command line's overrides: a misspelt key lists the valid keys of its group, and `+key=value`
-may add only a key some code reads (else Hydra would add it, nothing would read it, and the
-run would get a new config hash for nothing).
+Types and enums are the schema's (repro/schema.py; Hydra checks them while composing); this
+module adds the rules a type cannot say (key -> check: positive steps, intervals that are
+multiples of the chunk), and the checks of the command line's overrides: a misspelt key lists
+the valid keys of its group, and `+key=value` may add only an argument of the model or objective
+class (any other key exists in the schema already; adding one no code reads would only change
+the run's config hash).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import inspect
 import numbers
 
 from omegaconf import DictConfig, OmegaConf
+
+from repro import schema
 
 
 class ConfigError(ValueError):
@@ -37,6 +41,10 @@ def _one_of(*allowed):
     return lambda v: (v in allowed, f"one of {names}")
 
 
+def _choice(enum, optional=False):
+    return _one_of(*([None] if optional else []), *(e.value for e in enum))
+
+
 RULES = {
     "train.steps": _positive_int,
     "train.batch_size": _positive_int,
@@ -45,20 +53,12 @@ RULES = {
     "train.eval_every": _positive_int,
     "train.checkpoint_every": _non_negative_int,
     "optim.lr": _positive_number,
-    "optim.name": _one_of("sgd", "adam"),
-    "optim.schedule": _one_of(None, "constant", "piecewise", "cosine"),  # None: constant
-    "results.if_exists": _one_of("error", "skip", "overwrite"),
-    "logger.mode": _one_of(None, "online", "offline", "disabled"),  # None: $WANDB_MODE or offline
-    "precision": _one_of("default", "high", "highest"),
-}
-
-# Keys the code reads with a default (cfg.<group>.get(...)), so `+key=value` may add them.
-OPTIONAL_KEYS = {
-    "data.allow_partial", "data.binarize", "data.binarize.seed", "data.binarize.test_redraws",
-    "data.limit_train", "data.augment", "data.pad",
-    "optim.warmup_steps", "optim.warmup_lr", "optim.weight_decay_mask", "optim.decay_steps",
-    "optim.momentum", "optim.nesterov", "optim.b1", "optim.b2", "optim.weight_decay",
-    "optim.schedule", "optim.boundaries", "optim.decay_factor",
+    # The schema's enums, for configs built without Hydra (e.g. from a result file).
+    "optim.name": _choice(schema.OptimizerName),
+    "optim.schedule": _choice(schema.Schedule),
+    "results.if_exists": _choice(schema.IfExists),
+    "logger.mode": _choice(schema.LoggerMode, optional=True),  # None: $WANDB_MODE or offline
+    "precision": _choice(schema.Precision),
 }
 # Groups built with hydra's instantiate: `+key` is fine where the target takes that argument.
 INSTANTIATED = ("model", "objective")
@@ -78,6 +78,11 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"{key}={value} must be a multiple of train.chunk_steps={chunk} (evaluations and "
                 f"checkpoints happen at chunk ends; e.g. {key}={max(chunk, value // chunk * chunk)})")
+    if cfg.optim.schedule == "cosine" and not cfg.optim.decay_steps:
+        raise ConfigError("optim.schedule=cosine needs optim.decay_steps (steps to decay to 0), "
+                          "e.g. optim.decay_steps=${train.steps}")
+    if cfg.data.augment is not None and cfg.data.pad is None:
+        raise ConfigError(f"data.augment={cfg.data.augment} crops a padded image: set data.pad (e.g. 4)")
 
 
 def _keys(node) -> list[str]:
@@ -112,13 +117,15 @@ def check_override_keys(cfg: DictConfig, overrides: list[str]) -> None:
         node = OmegaConf.select(cfg, parent) if parent else cfg
         if added:
             group = key.split(".", 1)[0]
-            if key in OPTIONAL_KEYS or (group in INSTANTIATED and parent == group
-                                        and _target_takes(cfg, group, leaf)):
+            if isinstance(node, DictConfig) and leaf in node:
+                raise ConfigError(f"+{key}: {key} exists already, so set it without '+': "
+                                  f"{override.lstrip('+')}")
+            if group in INSTANTIATED and parent == group and _target_takes(cfg, group, leaf):
                 continue
             raise ConfigError(
                 f"+{key} adds a key that no code reads (it would only change the config hash). "
-                f"Keys that may be added: {', '.join(sorted(OPTIONAL_KEYS))}, or an argument of "
-                f"the {'/'.join(INSTANTIATED)} class; existing keys are set without '+'.")
+                f"Only an argument of the {'/'.join(INSTANTIATED)} class may be added; every other "
+                f"key is in the schema (repro/schema.py) and is set without '+'.")
         if isinstance(node, DictConfig) and leaf in node:
             continue
         valid = _keys(node)

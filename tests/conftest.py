@@ -59,7 +59,7 @@ def run_overrides(tiny_data_dir, tmp_path):
     mirror is a partial MNIST, so runs on it must allow that)."""
     return [
         f"data.dir={tiny_data_dir}",
-        "+data.allow_partial=true",
+        "data.allow_partial=true",
         "logger.mode=disabled",
         "progress=false",
         f"paths.results={tmp_path / 'results'}",

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_plus_adds_only_keys_that_some_code_reads():
         compose(["experiment=debug", "+train.stpes=5"])
     with pytest.raises(ConfigError, match=r"\+model.bogus adds a key"):
         compose(["experiment=debug", "+model.bogus=1"])
-    assert compose(["experiment=debug", "+data.allow_partial=true"]).data.allow_partial
+    assert compose(["experiment=debug", "data.allow_partial=true"]).data.allow_partial
     # A model argument its config leaves out may be added (every current config lists them all).
     from repro.validation import _target_takes
 
@@ -71,20 +72,46 @@ def test_the_command_line_lists_the_valid_keys_of_a_misspelt_one():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.steps=abc", "train.steps='abc' is not allowed: it must be an integer > 0"),
+    ("train.steps=abc", "train.steps=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    ("optim.lr=abc", "optim.lr=abc: Value 'abc' of type 'str' could not be converted to Float"),
+    ("results.if_exists=bogus", "Invalid value 'bogus', expected one of [error, skip, overwrite]"),
+    ("logger.mode=loud", "Invalid value 'loud', expected one of [online, offline, disabled]"),
+    ("precision=fast", "Invalid value 'fast', expected one of [default, high, highest]"),
+    ("optim.name=rmsprop", "Invalid value 'rmsprop', expected one of [sgd, adam]"),
+    ("optim.schedule=linear", "Invalid value 'linear', expected one of [constant, piecewise, cosine]"),
+    ("optim.weight_decay_mask=some", "Invalid value 'some', expected one of [kernels, all]"),
+    ("data.allow_partial=maybe", "data.allow_partial=maybe: Value 'maybe' is not a valid bool"),
+    ("+data.allow_partial=true", "data.allow_partial exists already, so set it without '+'"),
+])
+def test_the_schema_refuses_wrong_types_and_values_when_the_config_is_composed(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        compose(["experiment=debug", override])
+
+
+def test_optional_keys_at_their_default_leave_the_hash_alone():
+    """Keys added after results were first hashed (schema.OPTIONAL) enter the hash only when set
+    away from their default: adding such a key orphans no result."""
+    from repro import schema
+
+    assert {"data.allow_partial", "data.pad", "optim.momentum", "optim.decay_steps"} <= set(schema.OPTIONAL)
+    base = compose(["experiment=bn_mnist"])
+    assert base.optim.b1 is None and base.data.allow_partial is False  # present, at the default
+    assert config_hash(compose(["experiment=bn_mnist", "optim.b1=null", "data.binarize.seed=null"])) == \
+        config_hash(base)
+    assert config_hash(compose(["experiment=bn_mnist", "optim.b1=0.8"])) != config_hash(base)
+    assert config_hash(compose(["experiment=bn_mnist", "data.allow_partial=true"])) != config_hash(base)
+
+
+@pytest.mark.parametrize("override, message", [
     ("train.steps=-5", "train.steps=-5 is not allowed"),
     ("train.batch_size=0", "train.batch_size=0 is not allowed"),
     ("train.batch_size=-1", "train.batch_size=-1 is not allowed"),
     ("train.chunk_steps=0", "train.chunk_steps=0 is not allowed"),
-    ("optim.lr=abc", "optim.lr='abc' is not allowed: it must be a number > 0"),
-    ("optim.lr=-1", "optim.lr=-1 is not allowed"),
-    ("results.if_exists=bogus", "results.if_exists='bogus' is not allowed: it must be one of error, skip"),
-    ("logger.mode=loud", "logger.mode='loud' is not allowed: it must be one of null, online, offline"),
-    ("precision=fast", "precision='fast' is not allowed"),
-    ("optim.name=rmsprop", "optim.name='rmsprop' is not allowed: it must be one of sgd, adam"),
-    ("optim.schedule=linear", "optim.schedule='linear' is not allowed: it must be one of null, constant"),
+    ("optim.lr=-1", "optim.lr=-1.0 is not allowed: it must be a number > 0"),
     ("train.checkpoint_every=70", r"train.checkpoint_every=70 must be a multiple of train.chunk_steps=50"),
     ("train.eval_every=75", r"train.eval_every=75 must be a multiple of train.chunk_steps=50"),
+    ("optim.schedule=cosine", "optim.schedule=cosine needs optim.decay_steps"),
+    ("data.augment=crop_flip", "data.augment=crop_flip crops a padded image: set data.pad"),
 ])
 def test_bad_values_stop_the_run_before_any_data_is_loaded(override, message):
     from repro.run import run
@@ -126,16 +153,32 @@ def _not_hashed(key: str) -> bool:
     return any(key == n or key.startswith(n + ".") for n in NOT_HASHED)
 
 
-def _perturbed(value):
+def _candidates(value):
+    """Other values for a leaf, the first the schema accepts is used (enums take only members)."""
+    from repro import schema
+
+    members = [m.value for e in (schema.OptimizerName, schema.Schedule, schema.DecayMask,
+                                 schema.IfExists, schema.Precision, schema.LoggerMode) for m in e]
     if isinstance(value, bool):
-        return not value
+        return [not value]
     if isinstance(value, int | float):
-        return value + 1
+        return [value + 1]
     if isinstance(value, str):
-        return value + "x"
+        return [value + "x", *(m for m in members if m != value)]
     if isinstance(value, list):
-        return [*value, value[-1] if value else 1]
-    return 1 if value is None else None
+        return [[*value, value[-1] if value else 1]]
+    return [1, 0.5, [1], True, "x", *members, {"seed": 1, "test_redraws": []}] if value is None else [None]
+
+
+def _perturb(cfg, key, value):
+    for candidate in _candidates(value):
+        changed = cfg.copy()
+        try:
+            OmegaConf.update(changed, key, candidate, merge=False, force_add=True)
+        except Exception:  # noqa: BLE001 - OmegaConf refuses a wrong type in several ways
+            continue
+        return changed
+    raise AssertionError(f"no other value of {key} is accepted by the schema")
 
 
 @pytest.mark.parametrize("experiment", ["bn_mnist", "vardrop_mnist", "pixelcnn_mnist", "resnet_cifar10"])
@@ -145,7 +188,5 @@ def test_every_result_changing_key_changes_the_hash(experiment):
     cfg = compose([f"experiment={experiment}"])
     base = config_hash(cfg)
     for key, value in _leaves(to_dict(cfg)).items():
-        changed = cfg.copy()
-        OmegaConf.update(changed, key, _perturbed(value), force_add=True)
-        moved = config_hash(changed) != base
+        moved = config_hash(_perturb(cfg, key, value)) != base
         assert moved != _not_hashed(key), f"{key}: hash {'moved' if moved else 'did not move'}"

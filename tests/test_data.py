@@ -240,7 +240,7 @@ def test_official_sums_are_checked_whatever_the_mirror_sums_file_says(tmp_path, 
 
 def test_mirror_sums_vouch_only_for_unofficial_content(tmp_path, monkeypatch):
     """A mirror may list its own sum for a changed file: it then loads, but as a data set that
-    is not the official one, which runs refuse unless +data.allow_partial=true."""
+    is not the official one, which runs refuse unless data.allow_partial=true."""
     from repro.data.checksums import sha256_bytes
 
     folder = _official_tiny_mirror(tmp_path, monkeypatch)
@@ -283,7 +283,7 @@ def test_each_data_set_normalization_is_pinned(experiment):
         mean = np.array([125.3, 123.0, 113.9])
         std = np.array([63.0, 62.1, 66.7])
         np.testing.assert_allclose(got, (pixels - mean) / std, rtol=2e-3, atol=2e-3)
-    elif cfg.data.get("binarize"):  # pixels are already 0/1
+    elif cfg.data.binarize.seed is not None:  # pixels are already 0/1
         np.testing.assert_array_equal(got[:, 0, 0, 0], [0, 1, 128, 255])
     else:
         np.testing.assert_allclose(got[:, 0, 0, 0], np.array([0, 1, 128, 255]) / 255, rtol=1e-6)

@@ -40,7 +40,7 @@ def test_an_objective_without_train_loss_is_refused_naming_what_is_missing():
 def test_run_refuses_a_configured_objective_that_breaks_the_interface(tmp_path, tiny_data_dir):
     from repro.run import build_trainer
 
-    cfg = compose(["experiment=debug", f"data.dir={tiny_data_dir}", "+data.allow_partial=true",
+    cfg = compose(["experiment=debug", f"data.dir={tiny_data_dir}", "data.allow_partial=true",
                    "model.hidden=[4]", "objective._target_=tests.test_interfaces.LossOnly"])
     with pytest.raises(TypeError, match="missing: train_loss"):
         build_trainer(cfg)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 KILLS = 12
-COMMON = ["experiment=debug", "+data.allow_partial=true", "logger.mode=disabled", "progress=false",
+COMMON = ["experiment=debug", "data.allow_partial=true", "logger.mode=disabled", "progress=false",
           "train.steps=4000", "train.chunk_steps=10", "train.eval_every=500",
           "train.checkpoint_every=10", "model.hidden=[32]", "results.if_exists=error"]
 

@@ -28,7 +28,7 @@ def test_submitit_local_runs_a_two_job_sweep(tiny_data_dir, tmp_path):
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "repro", "-m", "hydra/launcher=submitit_local",
            f"hydra.sweep.dir={tmp_path / 'sweep'}", "experiment=debug", "seed=0,1",
-           f"data.dir={tiny_data_dir}", "+data.allow_partial=true", f"paths.results={results}",
+           f"data.dir={tiny_data_dir}", "data.allow_partial=true", f"paths.results={results}",
            "train.steps=40", "train.chunk_steps=20", "train.eval_every=20", "model.hidden=[32]"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

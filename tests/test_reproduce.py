@@ -27,7 +27,7 @@ def test_verdicts(reference, local, expected, differs):
 
 def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
         tmp_path, tiny_data_dir, monkeypatch, capsys):
-    base = [f"data.dir={tiny_data_dir}", "+data.allow_partial=true", "train.steps=20",
+    base = [f"data.dir={tiny_data_dir}", "data.allow_partial=true", "train.steps=20",
             "train.chunk_steps=10", "train.eval_every=10", "model.hidden=[16]", "progress=false"]
     spec = {"title": "Tiny paper", "paper": "Nobody 2026", "command": "-",
             "vmap_seeds": True,

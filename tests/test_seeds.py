@@ -110,7 +110,8 @@ def test_vmapped_seeds_skip_or_refuse_seeds_that_have_results(run_overrides, tmp
 
 
 @pytest.mark.parametrize("seeds, message", [
-    ("seeds=[]", "is empty"), ("seeds=[0,0]", "distinct integers"), ("seeds=3", "must be a list"),
+    ("seeds=[]", "is empty"), ("seeds=[0,0]", "distinct integers"),
+    ("seeds=3", "seeds=3: Invalid value assigned: int is not a ListConfig, list or tuple"),
     ("distributed=true", "not supported"),
 ])
 def test_bad_seeds_are_clear_errors(run_overrides, seeds, message):

@@ -21,7 +21,7 @@ from repro.run import build_trainer
 def step_timing(overrides: list[str], steps: int, repeats: int = 3) -> dict:
     """bench.timing.time_chunk of the experiment's trainer: best ms per step, FLOPs, peak fraction."""
     cfg = compose(["experiment=vardrop_mnist", "logger.mode=disabled", *overrides])
-    jax.config.update("jax_default_matmul_precision", cfg.precision)
+    jax.config.update("jax_default_matmul_precision", str(cfg.precision))
     return time_chunk(build_trainer(cfg), steps, repeats)[0]
 
 

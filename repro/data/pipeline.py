@@ -73,9 +73,11 @@ class Preprocessor:
     """uint8 batch -> model input: augment (train only, on raw pixels, so padding is black
     as in torchvision-based recipes) then normalize."""
 
-    def __init__(self, mean, std, augment: str | None = None, pad: int = 4):
+    def __init__(self, mean, std, augment: str | None = None, pad: int | None = 4):
         if augment is not None and augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augmentation {augment!r}; known: {sorted(AUGMENTATIONS)}")
+        if augment is not None and pad is None:
+            raise ValueError(f"augment={augment} crops a padded image: set data.pad (e.g. 4)")
         self.mean, self.std, self.augment, self.pad = tuple(mean), tuple(std), augment, pad
 
     def __call__(self, images, key=None, train: bool = False):
