@@ -55,12 +55,16 @@ def to_dict(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)
 
 
-def _drop(tree: dict, dotted: str, unless_not=None, only_if_default: bool = False) -> None:
+_ANY = object()
+
+
+def _drop(tree: dict, dotted: str, if_equal=_ANY) -> None:
+    """Remove a dotted key from a nested dict (only when it holds `if_equal`, if given)."""
     *parents, leaf = dotted.split(".")
     node = tree
     for p in parents:
         node = node.get(p) or {}
-    if leaf in node and (not only_if_default or node[leaf] == unless_not):
+    if leaf in node and (if_equal is _ANY or node[leaf] == if_equal):
         node.pop(leaf)
 
 
@@ -81,7 +85,7 @@ def config_hash(cfg: DictConfig) -> str:
     for dotted in NOT_HASHED:
         _drop(tree, dotted)
     for dotted, default in schema.OPTIONAL.items():
-        _drop(tree, dotted, default, only_if_default=True)
+        _drop(tree, dotted, if_equal=default)
     return hashlib.sha1(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -64,7 +64,8 @@ class Probe(Protocol):
 def check(obj: object, protocol: type, what: str) -> None:
     """A clear error when a configured class does not provide the interface the loop calls."""
     if not isinstance(obj, protocol):
-        missing = [name for name in ("__call__", "per_example", "train_loss", "penalty")
-                   if name in vars(protocol) and not callable(getattr(obj, name, None))]
+        methods = [name for name, value in vars(protocol).items()
+                   if callable(value) and (name == "__call__" or not name.startswith("_"))]
+        missing = [name for name in methods if not callable(getattr(obj, name, None))]
         raise TypeError(f"{what} {type(obj).__module__}.{type(obj).__qualname__} does not provide the "
                         f"repro.interfaces.{protocol.__name__} interface (missing: {', '.join(missing)})")

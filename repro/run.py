@@ -219,8 +219,10 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
         result["weights"] = weights_path(out_path).name  # beside it, git-ignored (repro/weights.py)
         if lead:
             write_result(out_path, result, if_exists=cfg.results.if_exists)
-            own_state = jax.tree.map(lambda x, i=i: x[i], state) if stacked else state
-            save_weights(weights_path(out_path), own_state["params"], own_state["rest"])
+            params, rest = state["params"], state["rest"]
+            if stacked:  # this seed's slice of the vmapped state
+                params, rest = jax.tree.map(lambda x, i=i: x[i], (params, rest))
+            save_weights(weights_path(out_path), params, rest)
         log.info("wrote %s: %s", out_path, {k: round(v, 5) for k, v in final.items()
                                             if isinstance(v, float)})
         results.append(result)

@@ -74,7 +74,7 @@ class BinarizeConfig:
 @dataclass
 class DataConfig:
     name: str = MISSING               # a record of repro/data/records.py: mnist | cifar10
-    dir: str | None = None         # local mirror folder (null: $REPRO_DATA_DIR, else TFDS)
+    dir: str | None = "${paths.data}"  # local mirror folder (null: TFDS)
     image_shape: list[int] = MISSING  # H, W, C
     num_classes: int = MISSING
     mean: list[float] = MISSING       # per channel, 0..255 units: x -> (x - mean) / std
@@ -131,7 +131,7 @@ class LoggerConfig:
 
 @dataclass
 class PathsConfig:
-    data: str | None = None         # local mirror folder; null: TFDS
+    data: str | None = "${oc.env:REPRO_DATA_DIR,null}"  # local mirror folder; null: TFDS
     tfds: str | None = None         # TFDS's data dir (null: ~/tensorflow_datasets)
     results: str = "results"
     checkpoints: str = "checkpoints"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from repro.data import cifar10, mnist
+from repro.data.errors import DataError
 
 # (splits {"train"/"test": {"image": uint8 NHWC, "label": int32}}, source, {file: checks})
 MirrorReader = Callable[[Path], tuple[dict, str, dict]]
@@ -31,8 +32,6 @@ RECORDS = {r.name: r for r in (
 
 
 def record(name: str) -> DataSetRecord:
-    from repro.data.errors import DataError
-
     if name not in RECORDS:
         raise DataError(f"unknown data set {name!r}; known: {sorted(RECORDS)} (a new one needs a "
                         f"reader and a record in repro/data/records.py)")
