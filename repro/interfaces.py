@@ -36,6 +36,16 @@ class Penalized(Protocol):
 
 
 @runtime_checkable
+class Constrained(Protocol):
+    """A model whose parameters must stay in a set (e.g. bounded noise variances): the loop calls
+    `model.project()` after every optimizer update, which moves them back onto the set (projected
+    gradient descent), so the next gradient is taken at a feasible point and a parameter at a
+    bound leaves it as soon as its gradient points inward."""
+
+    def project(self) -> None: ...
+
+
+@runtime_checkable
 class Objective(Protocol):
     """From the `objective` group: what is trained and evaluated."""
 

@@ -17,6 +17,7 @@ import optax
 from flax import nnx
 
 from repro.data.pipeline import batch_indices
+from repro.interfaces import Constrained
 from repro.parallel import check_batch, replicate, shard_batch
 
 KEY_PURPOSES = ("init", "data", "dropout", "augment")
@@ -85,6 +86,7 @@ class Trainer:
         self.final_probes = [p for p in probes if getattr(p, "final_only", False)]
         self.stacked = not isinstance(model, nnx.Module)
         models, key_dicts = (list(model), list(keys)) if self.stacked else ([model], [keys])
+        self.constrained = isinstance(models[0], Constrained)
         states = []
         for m in models:
             self.graphdef, params, rest = nnx.split(m, nnx.Param, ...)
@@ -141,9 +143,17 @@ class Trainer:
         (loss, (metrics, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
+        if self.constrained:
+            params = self._project(params, rest)
         metrics["finite"] = jnp.isfinite(loss)
         new_state = {"params": params, "rest": rest, "opt_state": opt_state, "step": step + 1}
         return new_state, metrics
+
+    def _project(self, params, rest):
+        """The model's parameters after its own `project()` (interfaces.Constrained)."""
+        model = nnx.merge(self.graphdef, params, rest)
+        model.project()
+        return nnx.split(model, nnx.Param, ...)[1]
 
     def _train_chunk(self, state, data, keys, num_steps: int):
         start = state["step"]

@@ -19,8 +19,12 @@ MNIST_METHODS = {"no_dropout": "none", "binary_dropout": "binary", "gaussian_dro
 CIFAR_METHODS = {"no_dropout": "none", "binary_dropout": "binary", "gaussian_dropout": "gaussian_a",
                  "variational_dropout": "variational_a"}
 FIGURE1_TOLERANCE = 0.1  # max(paper's error bar, 0.1 points): Figure 1 shows no error bars
+ALPHA_PROBE = "{_target_:experiments.vardrop_mnist.probes.AlphaStats}"
+# Table 1: minibatches of 1000 training examples (the paper's caption), the net of the h=100 column.
 TABLE1_PROBE = ("probes=[{_target_:experiments.vardrop_mnist.gradient_variance.GradientVariance,"
-                "draws:20,batch_size:100,split:validation,num_train:50000}]")
+                "draws:20,batch_size:1000,split:train,num_train:50000}," + ALPHA_PROBE + "]")
+TABLE1_SPLITS = "data.eval_splits=[validation,test,train]"
+FIGURE1_SEEDS = 5  # Figure 1's caption: each point is the mean of 5 runs
 TABLE1_VARIANT = "table1_variational_b_h100"
 
 MNIST_HEADER = """\
@@ -134,10 +138,12 @@ def add_error_row(spec: dict, method: str, key: str, short: str, size, value, so
     """One Figure-1 cell: a variant (method x size) and its reported final test error."""
     name = f"{method}_{short}{size}"
     spec["variants"][name] = [f"model.dropout={method}", f"model.{key}={size}"]
+    if method.startswith("variational"):  # where the learned alphas go over training
+        spec["variants"][name].append(f"probes=[{ALPHA_PROBE}]")
     spec["reported"].append({
         "description": f"test error %, {method}, {short}={size}", "variant": name,
         "metric": "test/error_percent", "step": None, "value": float(value),
-        "tolerance": FIGURE1_TOLERANCE, "source": source, "digits": 2})
+        "tolerance": FIGURE1_TOLERANCE, "source": source, "digits": 2, "seeds_wanted": FIGURE1_SEEDS})
 
 
 def mnist_spec() -> dict:
@@ -146,7 +152,8 @@ def mnist_spec() -> dict:
         method = MNIST_METHODS[row.pop("method")]
         for hidden, value in row.items():
             add_error_row(spec, method, "hidden", "h", hidden, value, "Figure 1(a)")
-    spec["variants"][TABLE1_VARIANT] = ["model.dropout=variational_b", "model.hidden=100", TABLE1_PROBE]
+    spec["variants"][TABLE1_VARIANT] = ["model.dropout=variational_b", "model.hidden=100", TABLE1_PROBE,
+                                        TABLE1_SPLITS]
     for row in read_csv("table1_gradient_variance.csv"):
         estimator = {"local_reparameterization": "local", "separate_weight_samples": "per_example",
                      "single_weight_sample": "shared", "no_dropout_noise": "none"}[row["estimator"]]

@@ -13,8 +13,14 @@ rates p=0.2 on the network input, p=0.5 on hidden units; Gaussian alpha = p / (1
   variational_a2  variational_a with the KL term scaled down by 3
   variational_b   gaussian_b with alpha learned: one alpha per weight (the factorized posterior
                   of sec. 4.1), KL summed over weights
-Learned alphas are stored as log alpha, initialised at the fixed-rate value and clipped to
-log alpha <= 0 (alpha <= 1) where used, as the paper does for its KL approximation's range.
+Learned alphas are stored as log alpha, initialised at the fixed-rate value and constrained to
+alpha <= 1 (log alpha <= 0), the range of the paper's KL approximation (eq. 15) in which it
+says it keeps alpha. The paper does not say how; we project: the loop calls `project()` after
+every optimizer step (repro.interfaces.Constrained), which sets log alpha = min(log alpha, 0).
+The forward pass uses log alpha as it is, so its gradient never vanishes: an alpha at the cap
+moves back below it as soon as the gradient says so. (A clip inside the forward pass instead has
+zero gradient above the cap, and after one Adam step a quarter to two thirds of the hidden
+layers' alphas, which start at the cap, were stuck at alpha = 1 for good.)
 
 For B methods `estimator` picks the gradient estimator of Table 1: local (reparameterize the
 pre-activations), per_example (a separate weight sample per example, vmapped), shared (one
@@ -73,22 +79,21 @@ class NoisyDense(nnx.Module):
         return {"gaussian_a": "a", "variational_a": "a", "variational_a2": "a",
                 "gaussian_b": "b", "variational_b": "b"}.get(self.method, self.method)
 
-    def clipped_log_alpha(self):
-        # where, not minimum: minimum's gradient splits ties with an extra divide pass. `<=` so
-        # the gradient passes at the cap itself, where hidden layers' alphas start (p = 0.5).
-        log_alpha = self.log_alpha[...]
-        return jnp.where(log_alpha <= LOG_ALPHA_MAX, log_alpha, LOG_ALPHA_MAX)
+    def project(self):
+        """Back onto alpha <= 1 after an optimizer step (see the module docstring)."""
+        if self.log_alpha is not None:
+            self.log_alpha[...] = jnp.minimum(self.log_alpha[...], LOG_ALPHA_MAX)
 
     def alpha(self):
         if self.log_alpha is None:
             return jnp.asarray(self.fixed_alpha)
-        return jnp.exp(self.clipped_log_alpha())
+        return jnp.exp(self.log_alpha[...])
 
     def kl(self):
         """KL (minus its constant) of this layer's learned noise; 0 for fixed-rate methods."""
         if self.log_alpha is None:
             return jnp.zeros(())
-        return -neg_kl(self.clipped_log_alpha()).sum()
+        return -neg_kl(self.log_alpha[...]).sum()
 
     def __call__(self, x, train: bool = False, rngs: nnx.Rngs | None = None, estimator=None):
         w, b = self.kernel[...], self.bias[...]
@@ -101,7 +106,7 @@ class NoisyDense(nnx.Module):
         alpha = self.alpha()
         if self.family == "a":  # one multiplicative N(1, alpha) per example and input unit
             return (x * (1.0 + jnp.sqrt(alpha) * jax.random.normal(key, x.shape))) @ w + b
-        var_w = None if self.log_alpha is None else variance_weights(w, self.clipped_log_alpha())
+        var_w = None if self.log_alpha is None else variance_weights(w, self.log_alpha[...])
         return _sample_b(x, w, alpha, key, estimator or self.estimator, var_w) + b
 
 
@@ -155,6 +160,11 @@ class _NoisyNet(nnx.Module):
 
     def alphas(self) -> list[jax.Array]:
         return [layer.alpha() for layer in self.dense_layers()]
+
+    def project(self):
+        """Every layer's learned alphas back onto alpha <= 1 (called by the loop after each step)."""
+        for layer in self.dense_layers():
+            layer.project()
 
     @staticmethod
     def _dense_stack(sizes, dropout, input_p, hidden_p, estimator, rngs):
