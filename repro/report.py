@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import statistics
 from pathlib import Path
 
 import yaml
 
+from repro import verdicts
 from repro.configuration import compose, config_hash, to_dict
 from repro.results import BadResultFile, load_results
 
@@ -53,34 +53,15 @@ def group_by_variant(spec: dict, results: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
-def value_at(result: dict, metric: str, step: int | None) -> float | None:
-    """The metric at `step` (the nearest evaluated step), or at the final evaluation."""
-    evals = [r for r in result["history"] if metric in r]
-    if not evals:
-        return None
-    if step is None:
-        return evals[-1][metric]
-    return min(evals, key=lambda r: abs(r["step"] - step))[metric]
-
-
-def summarize(values: list[float]) -> tuple[float, float, int]:
-    n = len(values)
-    return statistics.fmean(values), (statistics.stdev(values) if n > 1 else math.nan), n
-
-
 def compare(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
+    """One row per reported number: our values judged by the rule of repro.verdicts."""
     rows = []
     for item in spec["reported"]:
-        runs = groups.get(item["variant"], [])
-        values = [v for v in (value_at(r, item["metric"], item.get("step")) for r in runs)
-                  if v is not None]
+        values = list(verdicts.values_by_seed(groups.get(item["variant"], []), item).values())
         wanted = item.get("seeds_wanted", spec.get("seeds_wanted", 3))
         row = {**item, "n": len(values), "status": _status(len(values), wanted)}
-        if values:  # a value may be quoted in the spec to print as written ("81.30")
-            mean, std, n = summarize(values)
-            paper = float(item["value"])
-            row.update(mean=mean, std=std, diff=mean - paper,
-                       within=abs(mean - paper) <= item["tolerance"])
+        if values:
+            row.update(verdicts.judge(item, values))
         rows.append(row)
     return rows
 
@@ -115,6 +96,19 @@ def _direction(row: dict) -> str:
     return " (better)" if (diff < 0) == (better == "lower") else " (worse)"
 
 
+def tolerance_text(row: dict, tolerance: float) -> str:
+    """'±0.13', or for a log-scale row the factor: 'x/÷2.0'."""
+    if row.get("scale") == "log":
+        return f"×/÷{10 ** tolerance:.2g}"
+    return f"±{tolerance:.{row.get('digits', 4)}f}"
+
+
+def _diff_text(row: dict) -> str:
+    if row.get("scale") == "log":
+        return f"×{10 ** row['diff']:.2g}{_direction(row)}"
+    return f"{row['diff']:+.{row.get('digits', 4)}f}{_direction(row)}"
+
+
 def markdown_table(rows: list[dict]) -> str:
     """One line per reported number. Optional spec keys: `digits`, `units` (printed after the
     paper's and our values, e.g. nats) and `better` (lower | higher: labels the difference)."""
@@ -125,13 +119,44 @@ def markdown_table(rows: list[dict]) -> str:
         units = f" {r['units']}" if r.get("units") else ""
         if r["n"]:
             ours = f"{_fmt(r['mean'], d)} ± {_fmt(r['std'], d)}{units}"
-            diff = f"{r['diff']:+.{d}f}{_direction(r)}"
+            diff, tol = _diff_text(r), tolerance_text(r, r["tolerance"])
             within = "yes" if r["within"] else "**no**"
         else:
-            ours, diff, within = "–", "–", "–"
+            ours, diff, tol, within = "–", "–", f"floor {tolerance_text(r, r['floor'])}", "–"
         lines.append(f"| {r['description']} | {r['source']} | {r['value']}{units} | {ours} | {r['status']} "
-                     f"| {diff} | ±{r['tolerance']} | {within} |")
+                     f"| {diff} | {tol} | {within} |")
     return "\n".join(lines)
+
+
+def check_claims(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
+    return [verdicts.check_claim(claim, groups) for claim in spec.get("claim_tests", [])]
+
+
+def claims_table(rows: list[dict]) -> str:
+    """The paper's claims tested within seeds (repro.verdicts): difference, 95% interval, verdict."""
+    lines = ["| claim | source | paper | ours: mean [95% interval] | seeds | verdict |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        d = r.get("digits", 3)
+        if r["n"] == 0:
+            ours = "–"
+        elif r["low"] is None:
+            ours = _fmt(r["mean"], d)
+        else:
+            ours = f"{_fmt(r['mean'], d)} [{_fmt(r['low'], d)}, {_fmt(r['high'], d)}]"
+        paper = "–" if r.get("paper") is None else _fmt(float(r["paper"]), d)
+        verdict = r["verdict"] if r["verdict"].startswith(("holds", "not run")) else f"**{r['verdict']}**"
+        lines.append(f"| {r['description']} | {r.get('source', '')} | {paper} | {ours} | {r['n']} "
+                     f"| {verdict} |")
+    return "\n".join(lines)
+
+
+def claims_line(rows: list[dict]) -> str:
+    run = [r for r in rows if r["n"]]
+    count = {v: sum(r["verdict"].startswith(v) for r in run) for v in ("holds", "unresolved", "contradicted")}
+    return (f"{len(rows)} claims tested within seeds: {len(rows) - len(run)} not run; of the {len(run)} "
+            f"run, {count['holds']} hold, {count['unresolved']} unresolved, {count['contradicted']} "
+            "contradicted.")
 
 
 def paper_section(spec: dict, results_dir: Path, strict: bool = False) -> tuple[str, list[dict]]:
@@ -146,9 +171,13 @@ def paper_section(spec: dict, results_dir: Path, strict: bool = False) -> tuple[
         figures = module.make_figures(groups, spec["_dir"] / "reference",
                                       results_dir / spec["experiment"] / "figures")
     lines = [f"## {spec['title']}", "",
-             f"{spec['paper']} — `{spec['command']}`. Spec: `experiments/{spec['_dir'].name}/spec.yaml`.",
-             ""]
+             f"{spec['paper']} — `{spec['command']}`. Spec: `experiments/{spec['_dir'].name}/spec.yaml`. "
+             "Tolerances and claims follow the rule of `repro/verdicts.py` (README, \"How numbers are "
+             "judged\").", ""]
     lines += [summary_line(rows), "", markdown_table(rows), ""]
+    claims = check_claims(spec, groups)
+    if claims:
+        lines += [claims_line(claims), "", claims_table(claims), ""]
     if skipped:
         lines += [f"**{len(skipped)} result file(s) could not be read and are left out:**", ""]
         lines += [f"- {message}" for message in skipped] + [""]
@@ -195,8 +224,9 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
                 and k not in ("seed", "tag")]
         cells = []
         for step in steps:
-            values = [v for v in (value_at(r, metric, step) for r in runs) if v is not None]
-            mean, std, _ = summarize(values) if values else (math.nan, math.nan, 0)
+            item = {"metric": metric, "step": step}
+            values = [v for v in (verdicts.value_of(r, item) for r in runs) if v is not None]
+            mean, std, _ = verdicts.summarize(values) if values else (math.nan, math.nan, 0)
             cells.append(f"{_fmt(mean, 4)} ± {_fmt(std, 4)}")
         if runs[0].get("data_partial"):  # never a reproduction: say so where it is listed
             diff.append(f"partial data ({runs[0]['data_partial']})")

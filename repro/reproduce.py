@@ -4,7 +4,7 @@ The spec (experiments/<paper>/spec.yaml) is the one source of the run grid: ever
 its seeds (the most `seeds_wanted` of its reported rows, default 3). Runs this machine has not
 made yet are trained into the git-ignored `local/` area, never into the committed `results/`;
 then every reported number is shown three ways (paper, committed reference, this machine) with
-two verdicts: reference vs paper (the spec's tolerance) and this machine vs reference:
+two verdicts: reference vs paper (the tolerance rule of repro.verdicts) and this machine vs reference:
 
 - **bitwise equal**: every seed this machine ran has exactly the reference's value;
 - **within seed spread**: the means differ by at most 2 standard errors of their difference
@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 
-from repro import report
+from repro import report, verdicts
 from repro.results import load_results
 from repro.weights import weights_path
 
@@ -94,7 +94,7 @@ def verdict(reference: dict[int, float], local: dict[int, float]) -> tuple[str, 
         return "no reference", False
     if all(s in reference and reference[s] == v for s, v in local.items()):
         return "bitwise equal", False
-    (m_ref, s_ref, n_ref), (m_loc, s_loc, n_loc) = (report.summarize(list(d.values()))
+    (m_ref, s_ref, n_ref), (m_loc, s_loc, n_loc) = (verdicts.summarize(list(d.values()))
                                                      for d in (reference, local))
     largest = max(abs(v - reference[s]) for s, v in local.items() if s in reference) \
         if set(local) & set(reference) else abs(m_loc - m_ref)
@@ -108,15 +108,10 @@ def verdict(reference: dict[int, float], local: dict[int, float]) -> tuple[str, 
     return f"**differs** by up to {largest:.4g} (means {m_loc - m_ref:+.4g}, 2 s.e. {bound:.3g})", True
 
 
-def _by_seed(runs: list[dict], item: dict) -> dict[int, float]:
-    values = {r["seed"]: report.value_at(r, item["metric"], item.get("step")) for r in runs}
-    return {s: v for s, v in values.items() if v is not None}
-
-
 def _stats(values: dict[int, float], digits: int) -> str:
     if not values:
         return "–"
-    mean, std, n = report.summarize(list(values.values()))
+    mean, std, n = verdicts.summarize(list(values.values()))
     return f"{report._fmt(mean, digits)} ± {report._fmt(std, digits)} (n={n})"
 
 
@@ -132,12 +127,13 @@ def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
     for item in spec["reported"]:
         if item["variant"] not in variants:
             continue
-        ref, loc = _by_seed(reference[item["variant"]], item), _by_seed(local[item["variant"]], item)
+        ref = verdicts.values_by_seed(reference[item["variant"]], item)
+        loc = verdicts.values_by_seed(local[item["variant"]], item)
         digits = item.get("digits", 4)
         if ref:
-            mean = report.summarize(list(ref.values()))[0]
-            within = abs(mean - float(item["value"])) <= item["tolerance"]
-            vs_paper = f"{'within' if within else '**outside**'} ±{item['tolerance']}"
+            judged = verdicts.judge(item, list(ref.values()))
+            vs_paper = (f"{'within' if judged['within'] else '**outside**'} "
+                        f"{report.tolerance_text(item, judged['tolerance'])}")
         else:
             vs_paper = "not run"
         text, differs = verdict(ref, loc)

@@ -33,9 +33,9 @@ def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
             "vmap_seeds": True,
             "variants": {"fast": [*base, "optim.lr=0.5"], "slow": [*base, "optim.lr=0.05"]},
             "reported": [{"description": "accuracy", "variant": "fast", "metric": "test/accuracy",
-                          "value": 0.5, "tolerance": 0.5, "source": "Table 1", "seeds_wanted": 2},
+                          "value": 0.5, "floor": 0.5, "source": "Table 1", "seeds_wanted": 2},
                          {"description": "slow accuracy", "variant": "slow", "metric": "test/accuracy",
-                          "value": 0.5, "tolerance": 0.5, "source": "Table 1"}]}
+                          "value": 0.5, "floor": 0.5, "source": "Table 1"}]}
     (tmp_path / "experiments" / "debug").mkdir(parents=True)
     (tmp_path / "experiments" / "debug" / "spec.yaml").write_text(yaml.safe_dump(spec))
     monkeypatch.setattr(report, "ROOT", tmp_path)

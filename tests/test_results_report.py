@@ -56,9 +56,9 @@ def test_report_table_uses_only_current_configs(tmp_path, run_overrides, monkeyp
         "variants": {"sgd": ["optim.lr=0.5"], "fast": ["optim.lr=1.0"]},
         "reported": [
             {"description": "final test accuracy", "variant": "sgd", "metric": "test/accuracy",
-             "step": None, "value": 0.5, "tolerance": 0.6, "source": "Table 1"},
+             "step": None, "value": 0.5, "floor": 0.6, "source": "Table 1"},
             {"description": "fast accuracy", "variant": "fast", "metric": "test/accuracy",
-             "step": 20, "value": 0.9, "tolerance": 0.01, "source": "Table 2"},
+             "step": 20, "value": 0.9, "floor": 0.01, "source": "Table 2"},
         ],
     }
     spec_dir = tmp_path / "experiments" / "debug"
@@ -99,7 +99,7 @@ def test_real_specs_name_existing_variants():
     for spec in report.load_specs():
         for item in spec["reported"]:
             assert item["variant"] in spec["variants"]
-            assert item["source"] and item["tolerance"] > 0
+            assert item["source"] and item["floor"] > 0
         groups = report.group_by_variant(spec, [])
         assert set(groups) == set(spec["variants"])
 
@@ -107,7 +107,7 @@ def test_real_specs_name_existing_variants():
 def test_report_gives_mean_std_and_the_number_of_seeds_once_each():
     spec = {"experiment": "debug", "variants": {"base": []},
             "reported": [{"description": "acc", "variant": "base", "metric": "test/accuracy",
-                          "step": None, "value": 0.5, "tolerance": 0.2, "source": "Table 1"}]}
+                          "step": None, "value": 0.5, "floor": 0.2, "source": "Table 1"}]}
     cfg = compose(["experiment=debug"])
 
     def result(seed, accuracy, tag=cfg.tag):
@@ -121,7 +121,7 @@ def test_report_gives_mean_std_and_the_number_of_seeds_once_each():
     (row,) = report.compare(spec, groups)
     assert row["n"] == 3 and row["mean"] == pytest.approx(0.5) and row["std"] == pytest.approx(0.1)
     cells = [c.strip() for c in report.markdown_table([row]).splitlines()[-1].split("|")]
-    assert cells[4:9] == ["0.5000 ± 0.1000", "run (3 seeds)", "+0.0000", "±0.2", "yes"]
+    assert cells[4:9] == ["0.5000 ± 0.1000", "run (3 seeds)", "+0.0000", "±0.2000", "yes"]
     # A spec can ask for more seeds than ran: the row is then only partly reproduced.
     (row,) = report.compare({**spec, "seeds_wanted": 5}, groups)
     assert row["status"] == "partly run (3 of 5 seeds)"
@@ -137,25 +137,25 @@ def test_provenance_dirty_counts_code_not_result_files():
 
 def test_report_rows_with_units_and_a_lower_is_better_metric():
     base = {"description": "test NLL (nats per image, lower is better)", "source": "Table 4",
-            "value": 81.3, "tolerance": 1.0, "digits": 2, "units": "nats", "better": "lower"}
+            "value": 81.3, "floor": 1.0, "digits": 2, "units": "nats", "better": "lower"}
     worse = {**base, "n": 1, "status": "partly run (1 of 3 seeds)",
-             "mean": 85.0, "std": float("nan"), "diff": 3.7, "within": False}
+             "mean": 85.0, "std": float("nan"), "diff": 3.7, "tolerance": 1.0, "within": False}
     better = {**base, "n": 2, "status": "partly run (2 of 3 seeds)",
-              "mean": 80.8, "std": 0.1, "diff": -0.5, "within": True}
+              "mean": 80.8, "std": 0.1, "diff": -0.5, "tolerance": 1.0, "within": True}
     not_run = {**base, "n": 0, "status": "not run"}
     lines = report.markdown_table([worse, better, not_run]).splitlines()[2:]
     assert lines[0] == ("| test NLL (nats per image, lower is better) | Table 4 | 81.3 nats | 85.00 ± – nats "
-                        "| partly run (1 of 3 seeds) | +3.70 (worse) | ±1.0 | **no** |")
-    assert "| 80.80 ± 0.10 nats | partly run (2 of 3 seeds) | -0.50 (better) | ±1.0 | yes |" in lines[1]
+                        "| partly run (1 of 3 seeds) | +3.70 (worse) | ±1.00 | **no** |")
+    assert "| 80.80 ± 0.10 nats | partly run (2 of 3 seeds) | -0.50 (better) | ±1.00 | yes |" in lines[1]
     assert "| 81.3 nats | – | not run |" in lines[2]
     higher = {**better, "better": "higher"}
     assert "-0.50 (worse)" in report.markdown_table([higher])
 
 
 def test_a_difference_exactly_at_the_tolerance_is_within():
-    spec = {"reported": [{"variant": "v", "metric": "m", "value": 0.5, "tolerance": 0.25},
-                         {"variant": "v", "metric": "m", "value": 0.4, "tolerance": 0.25}]}
-    runs = [{"history": [{"step": 1, "m": 0.75}]}]
+    spec = {"reported": [{"variant": "v", "metric": "m", "value": 0.5, "floor": 0.25},
+                         {"variant": "v", "metric": "m", "value": 0.4, "floor": 0.25}]}
+    runs = [{"seed": 0, "history": [{"step": 1, "m": 0.75}]}]
     at, beyond = report.compare(spec, {"v": runs})
     assert at["diff"] == 0.25 and at["within"] is True
     assert beyond["within"] is False

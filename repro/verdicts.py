@@ -1,0 +1,113 @@
+"""How a reproduced number is judged against the paper's: one rule, stated once, for every paper.
+
+**Values.** A spec row reads `metric` from each run's history at `step` (None: the last
+evaluation). `metric` may be a ratio of two logged metrics, `"a / b"` (per run), and a row with
+`steps_to: x` reads instead the first evaluated step at which the metric reaches x.
+
+**Tolerance.** A row is within when |ours - paper| <= max(floor, 2 SE), with
+
+    SE^2 = s^2 / n  +  paper_se^2  +  read_error^2
+
+the standard error of the difference between our mean over n seeds (seed std s) and the paper's
+number. `paper_se` is the paper's own standard error where it states one; else, when the paper's
+number is a mean of `paper_runs` runs of the same setup, s / sqrt(paper_runs) (our seed spread
+standing in for theirs; paper_runs = 1 for a single run); else 0. `read_error` is how precisely the
+paper's number was read (a figure's digitization; half a unit of a table's last digit). `floor` is
+the slack a spec grants a priori for settings the paper leaves unstated, and the whole tolerance
+when one seed gives no spread. With `scale: log` the rule applies to log10 of the values, so a
+floor of log10(2) means "within a factor of 2".
+
+**Claims.** A claim row tests what the paper concludes, within seeds: for every seed run in both
+variants `a` and `b`, d = value(a) - value(b) (or value(a) alone without `b`); the claim
+`expect: lower` (or `higher`) than `than` (default 0) holds when the 95% t-interval of the mean
+of d lies on that side, is contradicted when it lies on the other, and is unresolved otherwise.
+One seed gives no interval: its sign alone is shown, marked as one run.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from scipy import stats
+
+
+def value_of(result: dict, item: dict) -> float | None:
+    """The row's value in one run: the metric (or ratio) at `step`, or the steps to a threshold."""
+    metric, step = item["metric"], item.get("step")
+    if "steps_to" in item:
+        reached = [r["step"] for r in result["history"] if r.get(metric, -math.inf) >= item["steps_to"]]
+        return float(min(reached)) if reached else None
+    if " / " in metric:
+        top, bottom = (value_of(result, {**item, "metric": m.strip()}) for m in metric.split(" / "))
+        return None if top is None or bottom is None else top / bottom
+    evals = [r for r in result["history"] if metric in r]
+    if not evals:
+        return None
+    if step is None:
+        return evals[-1][metric]
+    return min(evals, key=lambda r: abs(r["step"] - step))[metric]
+
+
+def values_by_seed(runs: list[dict], item: dict) -> dict[int, float]:
+    values = {r["seed"]: value_of(r, item) for r in runs}
+    return {seed: v for seed, v in values.items() if v is not None}
+
+
+def summarize(values: list[float]) -> tuple[float, float, int]:
+    n = len(values)
+    return statistics.fmean(values), (statistics.stdev(values) if n > 1 else math.nan), n
+
+
+def tolerance(item: dict, seed_std: float, n: int) -> float:
+    """max(floor, 2 SE) of the module docstring; seed_std in the row's scale (0 or NaN: unknown)."""
+    s = 0.0 if n < 2 or math.isnan(seed_std) else seed_std
+    if item.get("paper_se") is not None:
+        paper_se = float(item["paper_se"])
+    elif item.get("paper_runs"):
+        paper_se = s / math.sqrt(item["paper_runs"])
+    else:
+        paper_se = 0.0
+    se = math.sqrt(s * s / max(n, 1) + paper_se**2 + float(item.get("read_error", 0.0)) ** 2)
+    return max(float(item["floor"]), 2.0 * se)
+
+
+def judge(item: dict, values: list[float]) -> dict:
+    """Mean, std and n of our values, their difference from the paper, the tolerance and the verdict."""
+    mean, std, n = summarize(values)
+    log = item.get("scale") == "log"
+    if log and min(min(values), float(item["value"])) <= 0:
+        raise ValueError(f"row {item.get('description')!r} has scale: log but a value <= 0")
+    scaled = [math.log10(v) for v in values] if log else list(values)
+    center, spread, _ = summarize(scaled)
+    paper = math.log10(float(item["value"])) if log else float(item["value"])
+    tol = tolerance(item, spread, n)
+    diff = center - paper
+    return {"mean": mean, "std": std, "n": n, "diff": diff, "tolerance": tol,
+            "within": abs(diff) <= tol + 1e-12 * max(1.0, abs(paper))}
+
+
+def check_claim(claim: dict, groups: dict[str, list[dict]]) -> dict:
+    """A claim row (module docstring) measured on the runs of its variants."""
+    a = values_by_seed(groups.get(claim["a"], []), claim)
+    b = values_by_seed(groups.get(claim["b"], []), claim) if claim.get("b") else None
+    seeds = sorted(set(a) & set(b)) if b is not None else sorted(a)
+    d = [a[s] - b[s] for s in seeds] if b is not None else [a[s] for s in seeds]
+    row = {**claim, "n": len(d)}
+    if not d:
+        return {**row, "verdict": "not run"}
+    than, lower = float(claim.get("than", 0.0)), claim["expect"] == "lower"
+    mean, std, n = summarize(d)
+    if n < 2:
+        holds = (mean < than) == lower
+        return {**row, "mean": mean, "low": None, "high": None,
+                "verdict": ("holds" if holds else "contradicted") + " (one run, no interval)"}
+    half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)
+    low, high = mean - half, mean + half
+    if (high < than) if lower else (low > than):
+        verdict = "holds"
+    elif (low > than) if lower else (high < than):
+        verdict = "contradicted"
+    else:
+        verdict = "unresolved"
+    return {**row, "mean": mean, "low": low, "high": high, "verdict": verdict}

@@ -1,0 +1,76 @@
+"""The one rule every reported number and claim is judged by (repro/verdicts.py)."""
+
+import math
+
+import pytest
+
+from repro import report
+from repro.verdicts import check_claim, judge, tolerance, value_of
+
+
+def run(seed, **history_at_steps):
+    steps = sorted({s for series in history_at_steps.values() for s in series})
+    history = [{"step": s, **{m: series[s] for m, series in history_at_steps.items() if s in series}}
+               for s in steps]
+    return {"seed": seed, "history": history}
+
+
+def test_tolerance_is_two_standard_errors_of_the_difference_or_the_floor():
+    row = {"floor": 0.05, "read_error": 0.02, "paper_runs": 5}
+    # s = 0.1 over n = 3 seeds; the paper's mean of 5 runs has s/sqrt(5): SE^2 = .01/3 + .01/5 + .0004
+    assert tolerance(row, 0.1, 3) == pytest.approx(2 * math.sqrt(0.01 / 3 + 0.01 / 5 + 0.0004))
+    assert tolerance(row, 0.001, 3) == 0.05  # tiny spread: the floor
+    stated = tolerance({**row, "paper_se": 0.2}, 0.1, 3)
+    assert stated == pytest.approx(2 * math.sqrt(0.01 / 3 + 0.04 + 0.0004))
+    assert tolerance({"floor": 0.3}, float("nan"), 1) == 0.3  # one seed: no spread, the floor alone
+    assert tolerance({"floor": 0.0, "paper_runs": 1}, 0.1, 4) == pytest.approx(2 * math.sqrt(0.01 / 4 + 0.01))
+
+
+def test_judge_with_the_seed_spread_passes_what_a_flat_tolerance_fails_by_chance():
+    row = {"value": 1.45, "floor": 0.05, "read_error": 0.02, "paper_runs": 5}
+    verdict = judge(row, [1.50, 1.62, 1.38])  # mean 1.50, std 0.12: 0.05 off, well inside 2 SE
+    assert verdict["n"] == 3 and verdict["diff"] == pytest.approx(0.05)
+    assert verdict["tolerance"] == pytest.approx(2 * math.sqrt(0.0144 / 3 + 0.0144 / 5 + 0.0004))
+    assert verdict["within"]
+    assert not judge(row, [1.80, 1.81, 1.79])["within"]  # tight seeds, far off: outside
+
+
+def test_log_scale_rows_are_judged_as_factors():
+    row = {"value": 100.0, "floor": math.log10(2), "scale": "log"}
+    assert judge(row, [190.0])["within"] and judge(row, [55.0])["within"]
+    assert not judge(row, [210.0])["within"] and not judge(row, [45.0])["within"]
+    assert report.tolerance_text(row, math.log10(2)) == "×/÷2"
+    with pytest.raises(ValueError, match="scale: log"):
+        judge(row, [0.0])
+
+
+def test_values_can_be_ratios_or_steps_to_a_threshold():
+    r = run(0, **{"a": {10: 2.0, 20: 3.0}, "b": {10: 4.0, 20: 12.0}, "acc": {10: 0.5, 20: 0.85, 30: 0.95}})
+    assert value_of(r, {"metric": "a / b", "step": 10}) == 0.5
+    assert value_of(r, {"metric": "a / b", "step": None}) == 0.25
+    assert value_of(r, {"metric": "acc", "steps_to": 0.8}) == 20.0
+    assert value_of(r, {"metric": "acc", "steps_to": 0.99}) is None  # never reached: no value
+    assert value_of(r, {"metric": "missing / b", "step": None}) is None
+
+
+def test_claims_hold_are_contradicted_or_stay_unresolved_by_their_interval():
+    claim = {"description": "a below b", "a": "A", "b": "B", "metric": "err", "step": None,
+             "expect": "lower"}
+
+    def groups(diffs):
+        return {"A": [run(s, err={1: 1.0 + d}) for s, d in enumerate(diffs)],
+                "B": [run(s, err={1: 1.0}) for s in range(len(diffs))]}
+
+    held = check_claim(claim, groups([-0.3, -0.2, -0.25]))
+    assert held["verdict"] == "holds" and held["n"] == 3 and held["high"] < 0
+    assert check_claim(claim, groups([0.3, 0.2, 0.25]))["verdict"] == "contradicted"
+    assert check_claim(claim, groups([-0.3, 0.2, 0.05]))["verdict"] == "unresolved"
+    # Paired by seed: only seeds run in both variants count.
+    unpaired = groups([-0.3, -0.2, -0.25])
+    unpaired["B"] = unpaired["B"][:2]
+    assert check_claim(claim, unpaired)["n"] == 2
+    single = check_claim({**claim, "b": None, "than": 1.5}, {"A": [run(0, err={1: 1.2})]})
+    assert single["verdict"] == "holds (one run, no interval)"
+    assert check_claim(claim, {})["verdict"] == "not run"
+    # 95% t-interval: mean -0.25, std 0.05, n 3 -> half-width t(0.975, 2) * 0.05 / sqrt(3) = 0.1242
+    assert held["high"] - held["mean"] == pytest.approx(4.302653 * 0.05 / math.sqrt(3), rel=1e-5)
