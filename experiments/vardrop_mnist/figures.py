@@ -39,4 +39,41 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return [("Figure 1(a): test error vs hidden units, ours vs paper", path)]
+    figures = [("Figure 1(a): test error vs hidden units, ours vs paper", path)]
+    alpha_path = alpha_figure(groups, out_dir)
+    if alpha_path:
+        figures.append(("Learned alphas at the cap alpha = 1 over training (ours, not in the paper)",
+                        alpha_path))
+    return figures
+
+
+def alpha_figure(groups: dict[str, list[dict]], out_dir: Path) -> Path | None:
+    """Fraction of each layer's alphas at the cap vs step, per variational method (AlphaStats
+    probe; seed mean), one line style per hidden size."""
+    methods = ("variational_a", "variational_a2", "variational_b")
+    sizes = sorted({int(v.rsplit("_h", 1)[1]) for v in groups
+                    if v.startswith(methods) and groups[v] and v.rsplit("_h", 1)[-1].isdigit()})
+    if not sizes:
+        return None
+    fig, axes = plt.subplots(1, len(methods), figsize=(12, 3.6), sharey=True)
+    for ax, method in zip(axes, methods, strict=True):
+        for style, h in zip(("-", "--", ":", "-."), sizes, strict=False):
+            runs = groups.get(f"{method}_h{h}", [])
+            evals = [[r for r in run["history"] if "probe/alpha_at_cap_0" in r] for run in runs]
+            if not evals or not evals[0]:
+                continue
+            steps = [r["step"] for r in evals[0]]
+            prefix = "probe/alpha_at_cap_"
+            layers = sorted(int(k[len(prefix):]) for k in evals[0][0] if k.startswith(prefix))
+            for layer in layers:
+                series = np.mean([[r[f"probe/alpha_at_cap_{layer}"] for r in e] for e in evals], axis=0)
+                ax.plot(steps, series, style, color=f"C{layer}", label=f"layer {layer}, h={h}")
+        ax.set(title=method, xlabel="step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    axes[0].set_ylabel("fraction of alphas at 1")
+    path = out_dir / "alpha_at_cap.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
