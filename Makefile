@@ -10,7 +10,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 ARGS ?=
 
 .PHONY: help venv test test-slow test-kill lint bench bench-loop bench-resnet bench-vardrop report papers \
-	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn clean
+	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ test-kill: venv ## kill -9 a run 12 times at random moments, rerun each time: sa
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: bench-loop bench-resnet bench-vardrop bench-pixelcnn ## every benchmark below, one after the other
+bench: bench-loop bench-resnet bench-vardrop bench-pixelcnn bench-mixture ## every benchmark below, one after the other
 
 bench-loop: venv ## the shared loop vs a bare JAX loop; K seeds vmapped vs one
 	$(PY) -m bench.bn_mnist_loop
@@ -50,7 +50,7 @@ report: venv ## results/README.md: reported vs reproduced, with plots
 #   make repro-<paper>   train the runs this machine lacks (into local/), compare with the paper
 #                        and the committed reference, exit 1 if they differ beyond the seed spread
 #   make verify-<paper>  compare the runs already in local/ (no training)
-# <paper>: bn-mnist, vardrop, pixelcnn-mnist, resnet-cifar10 (`make papers`). REPRO_ARGS takes
+# <paper>: bn-mnist, vardrop-mnist, pixelcnn-mnist, resnet-cifar10, mixture-backprop (`make papers`). REPRO_ARGS takes
 # --only/--seeds, ARGS Hydra overrides for every run, e.g.
 #   make repro-vardrop-mnist REPRO_ARGS="--only '*_h100'" ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'
 REPRO_ARGS ?=
@@ -97,6 +97,9 @@ sweep-vardrop-protocol: venv ## sensitivity of Figure 1(a) to the training-set s
 
 bench-vardrop: venv ## step time of each dropout method vs no dropout (target <= 2x), and of each Table-1 estimator
 	$(PY) -m experiments.vardrop_mnist.bench --hidden 100 1000
+
+bench-mixture: venv ## microseconds per reparameterized mixture sample and gradient vs a plain Gaussian one
+	$(PY) -m experiments.mixture_backprop.bench $(BENCH_ARGS)
 
 bench-pixelcnn: venv ## PixelCNN training images/s on the shared loop and the time to sample 64 images
 	$(PY) -m experiments.pixelcnn_mnist.bench $(BENCH_ARGS)

@@ -159,7 +159,8 @@ def claims_line(rows: list[dict]) -> str:
             "contradicted.")
 
 
-def paper_section(spec: dict, results_dir: Path, strict: bool = False) -> tuple[str, list[dict]]:
+def paper_section(spec: dict, results_dir: Path, strict: bool = False) -> tuple[str, list[dict], list[dict]]:
+    """The paper's part of the report, its reported-number rows and its claim rows."""
     skipped: list[str] = []
     results = load_results(results_dir, spec["experiment"], strict=strict, skipped=skipped)
     groups = group_by_variant(spec, results)
@@ -174,7 +175,8 @@ def paper_section(spec: dict, results_dir: Path, strict: bool = False) -> tuple[
              f"{spec['paper']} — `{spec['command']}`. Spec: `experiments/{spec['_dir'].name}/spec.yaml`. "
              "Tolerances and claims follow the rule of `repro/verdicts.py` (README, \"How numbers are "
              "judged\").", ""]
-    lines += [summary_line(rows), "", markdown_table(rows), ""]
+    if rows:
+        lines += [summary_line(rows), "", markdown_table(rows), ""]
     claims = check_claims(spec, groups)
     if claims:
         lines += [claims_line(claims), "", claims_table(claims), ""]
@@ -194,7 +196,7 @@ def paper_section(spec: dict, results_dir: Path, strict: bool = False) -> tuple[
     if spec.get("deviations"):
         lines += ["Deviations from the paper:", ""]
         lines += [f"- {d}" for d in spec["deviations"]] + [""]
-    return "\n".join(lines), rows
+    return "\n".join(lines), rows, claims
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -262,10 +264,12 @@ def write_report(results_dir: Path = ROOT / "results", specs: list[dict] | None 
              "time) sits next to it. Paper values cite their table or figure.", ""]
     sections, overview = [], ["| paper | reported numbers | status |", "|---|---|---|"]
     for spec in specs:
-        section, rows = paper_section(spec, results_dir, strict)
+        section, rows, claims = paper_section(spec, results_dir, strict)
         sections.append(section)
-        overview.append(f"| [{spec['title']}](#{_anchor(spec['title'])}) | {len(rows)} "
-                        f"| {summary_line(rows).split(': ', 1)[1]} |")
+        status = summary_line(rows).split(": ", 1)[1] if rows else ""
+        if claims:
+            status += f" Claims: {claims_line(claims).split(': ', 1)[1]}"
+        overview.append(f"| [{spec['title']}](#{_anchor(spec['title'])}) | {len(rows)} | {status.strip()} |")
     planned = ROOT / "experiments" / "planned.yaml"
     for paper in yaml.safe_load(planned.read_text()) if planned.exists() else []:
         overview.append(f"| {paper['title']} | – | not built yet: {paper['needs']} |")

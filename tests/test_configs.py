@@ -96,8 +96,8 @@ def test_optional_keys_at_their_default_leave_the_hash_alone():
     assert {"data.allow_partial", "data.pad", "optim.momentum", "optim.decay_steps"} <= set(schema.OPTIONAL)
     base = compose(["experiment=bn_mnist"])
     assert base.optim.b1 is None and base.data.allow_partial is False  # present, at the default
-    assert config_hash(compose(["experiment=bn_mnist", "optim.b1=null", "data.binarize.test_redraws=[]"])) == \
-        config_hash(base)
+    at_defaults = ["experiment=bn_mnist", "optim.b1=null", "data.binarize.test_redraws=[]"]
+    assert config_hash(compose(at_defaults)) == config_hash(base)
     assert config_hash(compose(["experiment=bn_mnist", "optim.b1=0.8"])) != config_hash(base)
     assert config_hash(compose(["experiment=bn_mnist", "data.allow_partial=true"])) != config_hash(base)
 
