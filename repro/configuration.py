@@ -17,8 +17,8 @@ CONFIG_DIR = ROOT / "configs"
 EXPERIMENTS_DIR = ROOT / "experiments"
 # Keys that change how a run is logged, stored or chunked, not what it computes.
 NOT_HASHED = ("seed", "seeds", "tag", "logger", "paths", "results", "progress", "hydra", "data.dir",
-              "distributed", "train.checkpoint_every", "train.resume", "train.keep_checkpoints",
-              "train.chunk_steps", "train.data_parallel")
+              "distributed", "distributed_timeout_s", "train.checkpoint_every", "train.resume",
+              "train.keep_checkpoints", "train.chunk_steps", "train.data_parallel")
 # Keys older result files hold that the schema no longer has (train.unroll: convs are fast in a
 # scan since repro/models/conv.py); none changed what a run computes.
 REMOVED_KEYS = ("train.unroll",)

@@ -86,6 +86,10 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
     return trainer
 
 
+class DistributedRunError(RuntimeError):
+    """A multi-process run lost one of its processes."""
+
+
 def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "outputs"):
     """Train one config to the end (resuming if it was interrupted) and write its result file.
 
@@ -101,7 +105,10 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
         raise ValueError("seeds=[...] (vmapped seeds) with distributed=true is not supported (not "
                          "tested across hosts): sweep seeds as separate jobs instead, e.g. -m seed=0,1,2")
     if cfg.distributed and not jax.distributed.is_initialized():
-        jax.distributed.initialize()  # reads the cluster (e.g. SLURM) environment
+        # Reads the cluster (e.g. SLURM) environment. A process that dies stops the others: their
+        # next collective fails at once, and they exit after the heartbeat timeout at the latest.
+        jax.distributed.initialize(heartbeat_timeout_seconds=cfg.distributed_timeout_s,
+                                   shutdown_timeout_seconds=cfg.distributed_timeout_s)
     jax.config.update("jax_default_matmul_precision", str(cfg.precision))
     origin = provenance.collect()  # at the start: the code that runs, not what is there later
     lead = jax.process_index() == 0  # one process locks, logs and writes results
@@ -123,7 +130,16 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
         if todo:
             if lead:
                 check_writable(Path(cfg.paths.results) / cfg.experiment_name)
-            results = _train(cfg, todo, stacked, origin, callbacks, run_dir, t_start)
+            try:
+                results = _train(cfg, todo, stacked, origin, callbacks, run_dir, t_start)
+            except jax.errors.JaxRuntimeError as err:
+                if jax.process_count() == 1:
+                    raise
+                raise DistributedRunError(
+                    f"process {jax.process_index()} of {jax.process_count()}: a collective failed "
+                    f"({str(err).splitlines()[0][:200]}): another process of this run has most likely "
+                    "died. Start all the processes again: the run resumes from its last checkpoint."
+                ) from err
             outcome.update({m.seed: r for m, r in zip(todo, results, strict=True)})
     ordered = [outcome[m.seed] for m in members]
     return ordered if stacked else ordered[0]
@@ -223,8 +239,8 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
             if stacked:  # this seed's slice of the vmapped state
                 params, rest = jax.tree.map(lambda x, i=i: x[i], (params, rest))
             save_weights(weights_path(out_path), params, rest)
-        log.info("wrote %s: %s", out_path, {k: round(v, 5) for k, v in final.items()
-                                            if isinstance(v, float)})
+            log.info("wrote %s: %s", out_path, {k: round(v, 5) for k, v in final.items()
+                                                if isinstance(v, float)})
         results.append(result)
     if checkpointer and not cfg.train.keep_checkpoints:
         shutil.rmtree(checkpointer.directory, ignore_errors=True)

@@ -152,6 +152,7 @@ class Config:
     precision: Precision = Precision.highest  # matmul precision
     progress: bool = True              # terminal progress bar
     distributed: bool = False          # multi-host: jax.distributed.initialize()
+    distributed_timeout_s: int = 60    # multi-host: a process silent this long fails the others
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = field(default_factory=dict)      # kwargs of model._target_ (a repro.interfaces.Model)
     objective: Any = field(default_factory=dict)  # kwargs of objective._target_
