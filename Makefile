@@ -9,7 +9,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 #   make repro-vardrop-mnist ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'
 ARGS ?=
 
-.PHONY: help venv test test-slow test-kill lint bench bench-loop bench-resnet bench-vardrop report papers \
+.PHONY: help venv test test-slow test-kill test-multihost lint bench bench-loop bench-resnet bench-vardrop report papers \
 	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture clean
 
 help: ## list targets
@@ -33,6 +33,9 @@ test-slow: venv ## the long real-data tests too
 
 test-kill: venv ## kill -9 a run 12 times at random moments, rerun each time: same result as uninterrupted
 	$(PY) -m pytest -m slow tests/test_kill_resume.py
+
+test-multihost: venv ## two JAX processes killed and resumed, one lost mid-run (slow, ~3 min)
+	$(PY) -m pytest -m slow tests/test_multihost.py
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .

@@ -102,8 +102,8 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
     members = seed_configs(cfg)  # checks seeds
     stacked = cfg.seeds is not None
     if cfg.distributed and stacked:
-        raise ValueError("seeds=[...] (vmapped seeds) with distributed=true is not supported (not "
-                         "tested across hosts): sweep seeds as separate jobs instead, e.g. -m seed=0,1,2")
+        raise ValueError("seeds=[...] (vmapped seeds) with distributed=true is not supported: sweep "
+                         "seeds as separate jobs instead, e.g. -m seed=0,1,2")
     if cfg.distributed and not jax.distributed.is_initialized():
         # Reads the cluster (e.g. SLURM) environment. A process that dies stops the others: their
         # next collective fails at once, and they exit after the heartbeat timeout at the latest.

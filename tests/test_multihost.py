@@ -157,3 +157,12 @@ def test_slurm_launcher_asks_for_nodes_times_gpus_tasks(tmp_path, monkeypatch):
         assert line in script
     assert "\nsrun " in script
     assert cfg.distributed is True
+
+
+def test_vmapped_seeds_with_distributed_are_refused_before_any_setup(run_overrides):
+    from repro.configuration import compose
+    from repro.run import run
+
+    cfg = compose(["experiment=debug", *run_overrides, "distributed=true", "seeds=[0,1]"])
+    with pytest.raises(ValueError, match="sweep seeds as separate jobs"):
+        run(cfg)
