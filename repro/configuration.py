@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -139,13 +140,17 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
     misspelt key or a `+key` no code reads is a ConfigError listing the valid keys."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import ConfigCompositionException
 
     from repro.validation import check_override_keys
 
     overrides = list(overrides or [])
     values = [o for o in overrides if not _is_group_choice(o)]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    # Inside a running app (e.g. a data.derive that composes another run's config) Hydra is set up.
+    context = (contextlib.nullcontext() if GlobalHydra.instance().is_initialized()
+               else initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"))
+    with context:
         try:
             cfg = hydra_compose(config_name="config", overrides=overrides)
         except ConfigCompositionException as err:

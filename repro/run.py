@@ -50,9 +50,13 @@ def _utc_now() -> str:
 
 
 def dataset_for(cfg: DictConfig) -> Dataset:
-    """The data set cfg.data names (decoded once per process and shared by multirun jobs)."""
-    return _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size, cfg.data.limit_train,
+    """The data set cfg.data names (decoded once per process and shared by multirun jobs), and
+    what `data.derive` makes of it."""
+    data = _cached_dataset(cfg.data.name, cfg.data.dir, cfg.data.validation_size, cfg.data.limit_train,
                            cfg.data.binarize.seed, tuple(cfg.data.binarize.test_redraws), cfg.paths.tfds)
+    if cfg.data.derive is not None:
+        data = instantiate(cfg.data.derive)(data, cfg)
+    return data
 
 
 def build_trainer(cfg: DictConfig, data: Dataset | None = None,

@@ -86,6 +86,9 @@ class DataConfig:
     pad: int | None = optional()   # zero padding of the random crop (needed by crop_flip)
     binarize: BinarizeConfig = optional(factory=BinarizeConfig)  # binarized MNIST
     allow_partial: bool = optional(False)  # run on part of a data set (e.g. the CIFAR-10 subset)
+    # A data set made from the loaded one: `_target_` names a callable (kwargs here) that returns
+    # f(dataset, cfg) -> Dataset, e.g. images relabelled or perturbed by another run's model.
+    derive: Any = optional()
 
 
 @dataclass

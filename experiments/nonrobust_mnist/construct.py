@@ -1,0 +1,100 @@
+"""The data sets of Ilyas et al. 2019 ("Adversarial Examples Are Not Bugs, They Are Features",
+sec. 3.2): every training image x of label y perturbed by targeted PGD (repro/attacks.py) towards a
+target t under a standard model, and stored with the label t. D_det: t = (y + 1) mod C; D_rand: t
+uniform. A model trained on them alone is tested on the original test set with the true labels.
+Used as `data.derive` (repro/run.py: dataset_for); the standard model is another run of the same
+experiment (`source` overrides, seed 0), read from its result file's weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from hydra.utils import instantiate
+
+from repro import attacks
+from repro.configuration import compose, run_name
+from repro.data import DataError
+from repro.results import result_path
+from repro.weights import load_weights, weights_path
+
+log = logging.getLogger(__name__)
+TARGETS = ("det", "rand")
+
+
+def source_model(cfg, source: list[str]):
+    """(model, its run name, its weights' SHA-256): the standard model of this experiment that
+    `source` names, trained earlier into cfg.paths.results."""
+    source_cfg = compose([f"experiment={cfg.experiment_name}", *source, "seed=0",
+                          f"paths.results={cfg.paths.results}", f"data.dir={cfg.data.dir}"])
+    name = run_name(source_cfg)
+    weights = weights_path(result_path(cfg.paths.results, cfg.experiment_name, name))
+    if not weights.exists():
+        raise DataError(f"{weights} not found: this data set is made with the standard model of run "
+                        f"{name}; train it first (python -m repro experiment={cfg.experiment_name} "
+                        f"{' '.join(source)} seed=0 paths.results={cfg.paths.results})")
+    model = instantiate(source_cfg.model, rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    params, rest = load_weights(weights, params, rest)
+    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+    return nnx.merge(graphdef, params, rest), name, sha
+
+
+def classifier_loss(model, mean, std):
+    """Per-example cross-entropy of the model on images in [0, 1] (the attack's space)."""
+    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+
+    def loss(x, labels):
+        logits = model((x * 255.0 - mean) / std, train=False)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+    return loss
+
+
+class NonRobustFeatures:
+    """data.derive: the train split replaced by its PGD-perturbed images (float32, 0..255 units)
+    labelled with their targets; the other splits untouched."""
+
+    def __init__(self, source: list[str], target: str, eps: float, step_size: float, steps: int,
+                 norm: str = "l2", chunk: int = 1000, target_seed: int = 0, progress: bool = True):
+        if target not in TARGETS:
+            raise ValueError(f"unknown target {target!r}; known: {TARGETS}")
+        self.source, self.target, self.target_seed = list(source), target, target_seed
+        self.pgd = {"eps": eps, "step_size": step_size, "steps": steps, "norm": norm}
+        self.chunk, self.progress = chunk, progress
+
+    def targets(self, labels: np.ndarray, num_classes: int) -> np.ndarray:
+        if self.target == "det":
+            return attacks.deterministic_targets(labels, num_classes)
+        return attacks.random_targets(self.target_seed, len(labels), num_classes)
+
+    def __call__(self, data, cfg):
+        model, name, sha = source_model(cfg, self.source)
+        train = data.split("train")
+        targets = self.targets(train["label"], cfg.data.num_classes)
+        loss = classifier_loss(model, cfg.data.mean, cfg.data.std)
+        adv = attacks.attack_split(loss, train["image"].astype(np.float32) / 255.0, targets,
+                                   chunk=self.chunk, desc=f"D_{self.target}", progress=self.progress,
+                                   **self.pgd)
+        reached = (predictions(model, adv, cfg.data.mean, cfg.data.std, self.chunk) == targets).mean()
+        log.info("D_%s: %d images, %.1f%% classified as their target by %s", self.target, len(targets),
+                 100 * reached, name)
+        splits = {**data.splits, "train": {"image": (adv * 255.0).astype(np.float32), "label": targets}}
+        described = (f"{data.source}, train split replaced by D_{self.target}: targeted PGD "
+                     f"({self.pgd}) under {name}")
+        files = {**data.files, f"{name}.weights.npz": {"sha256": sha, "official": False}}
+        return dataclasses.replace(data, splits=splits, source=described, files=files)
+
+
+def predictions(model, images, mean, std, chunk: int = 1000) -> np.ndarray:
+    """The model's classes for images in [0, 1], `chunk` at a time."""
+    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+    predict = jax.jit(lambda x: jnp.argmax(model((x * 255.0 - mean) / std, train=False), -1))
+    return np.concatenate([np.asarray(predict(jnp.asarray(images[i:i + chunk], jnp.float32)))
+                           for i in range(0, len(images), chunk)])

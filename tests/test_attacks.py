@@ -1,0 +1,137 @@
+"""PGD (repro/attacks.py) and the non-robust-feature data sets of Ilyas et al. 2019
+(experiments/nonrobust_mnist)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from scipy import stats
+
+from repro import attacks
+from repro.configuration import compose
+from repro.run import run
+
+
+def _linear_model(key, d=20, c=4):
+    w = jax.random.normal(key, (d, c))
+    return lambda x: x.reshape(x.shape[0], -1) @ w
+
+
+def _loss(model):
+    return lambda x, y: optax.softmax_cross_entropy_with_integer_labels(model(x), y)
+
+
+@pytest.mark.parametrize("norm, eps", [("l2", 0.5), ("linf", 0.05)])
+def test_pgd_stays_in_the_ball_and_the_pixel_range(norm, eps):
+    model = _linear_model(jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (64, 20))
+    y = jnp.zeros(64, jnp.int32)
+    adv = attacks.pgd(_loss(model), x, y, eps=eps, step_size=eps / 4, steps=20, norm=norm)
+    delta = np.asarray(adv - x)
+    size = np.sqrt((delta**2).sum(-1)) if norm == "l2" else np.abs(delta).max(-1)
+    assert np.all(size <= eps * (1 + 1e-5))
+    assert np.all((np.asarray(adv) >= 0.0) & (np.asarray(adv) <= 1.0))
+    assert np.mean(size > 0.9 * eps) > 0.5  # it used the budget
+
+
+def test_targeted_pgd_reaches_its_targets_on_a_trained_model():
+    # A linear classifier trained on 4 Gaussian blobs in 20-d (~99% accurate); targeted L2 PGD with
+    # eps 3.0 moves 95%+ of the points to their target class (measured: 100%).
+    key = jax.random.split(jax.random.key(2), 3)
+    centers = 0.5 + 0.2 * jax.random.normal(key[0], (4, 20))
+    y = jax.random.randint(key[1], (512,), 0, 4)
+    x = jnp.clip(centers[y] + 0.05 * jax.random.normal(key[2], (512, 20)), 0, 1)
+    w = jnp.zeros((20, 4))
+    for _ in range(300):
+        w = w - 2.0 * jax.grad(lambda w: optax.softmax_cross_entropy_with_integer_labels(x @ w, y).mean())(w)
+    model = lambda v: v @ w  # noqa: E731
+    assert float((jnp.argmax(model(x), -1) == y).mean()) > 0.95
+    targets = jnp.asarray(attacks.deterministic_targets(np.asarray(y), 4))
+    adv = attacks.pgd(_loss(model), x, targets, eps=3.0, step_size=0.2, steps=50)
+    assert float((jnp.argmax(model(adv), -1) == targets).mean()) > 0.95
+
+
+def test_attack_split_matches_one_batch_and_pads_the_last_chunk():
+    model = _linear_model(jax.random.key(3))
+    x = np.asarray(jax.random.uniform(jax.random.key(4), (250, 20)))
+    y = np.asarray(jax.random.randint(jax.random.key(5), (250,), 0, 4))
+    args = {"eps": 0.5, "step_size": 0.1, "steps": 10}
+    chunked = attacks.attack_split(_loss(model), x, y, chunk=100, progress=False, **args)
+    whole = np.asarray(attacks.pgd(_loss(model), jnp.asarray(x), jnp.asarray(y), **args))
+    assert chunked.shape == (250, 20)
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
+
+
+def test_relabelling_det_is_next_class_and_rand_is_uniform_and_independent():
+    y = np.random.default_rng(0).integers(0, 10, 20000)
+    np.testing.assert_array_equal(attacks.deterministic_targets(y, 10), (y + 1) % 10)
+    t = attacks.random_targets(7, len(y), 10)
+    assert stats.chisquare(np.bincount(t, minlength=10)).pvalue > 0.01  # uniform
+    table = np.histogram2d(y, t, bins=10)[0]
+    assert stats.chi2_contingency(table).pvalue > 0.01  # independent of y
+    np.testing.assert_array_equal(t, attacks.random_targets(7, len(y), 10))  # fixed by its seed
+
+
+def _derive(target, source):
+    return ("data.derive={_target_:experiments.nonrobust_mnist.construct.NonRobustFeatures,"
+            f"source:[{','.join(repr(s) for s in source)}],target:{target},eps:2.0,step_size:0.2,"
+            "steps:10,chunk:256,progress:false}")
+
+
+def test_the_construction_end_to_end_on_a_tiny_mirror_is_deterministic(tiny_data_dir, tmp_path):
+    small = ["train.steps=100", "train.chunk_steps=50", "train.eval_every=100", "model.k=1",
+             "probes.0.num=64", "probes.0.steps=10"]
+    common = ["experiment=nonrobust_mnist", f"data.dir={tiny_data_dir}", "data.allow_partial=true",
+              "train.checkpoint_every=0", "progress=false", "logger.mode=disabled",
+              f"paths.results={tmp_path}/results", *small]
+    standard = run(compose(common))
+    assert 0.0 <= standard["final"]["probe/attack_target_rate"] <= 1.0
+    source = ["data.allow_partial=true", *small]
+    det = run(compose([*common, _derive("det", source)]))
+    assert det["tag"] == "det" and "D_det" in det["data_source"] and "standard" in det["data_source"]
+    assert any(name.endswith(".weights.npz") for name in det["data"]["sha256"])  # names its source model
+    again = run(compose([*common, _derive("det", source), "results.if_exists=overwrite"]))
+    assert again["history"] == det["history"]  # same source model and seed: same data, same run
+    with pytest.raises(Exception, match="train it first"):
+        run(compose([*common, _derive("rand", ["train.steps=7"]), "seed=1"]))
+
+
+def test_the_derived_train_split_holds_the_targets_as_labels(tiny_data_dir, tmp_path):
+    from repro.run import dataset_for
+
+    small = ["train.steps=50", "train.chunk_steps=50", "train.eval_every=50", "probes=[]"]
+    common = ["experiment=nonrobust_mnist", f"data.dir={tiny_data_dir}", "data.allow_partial=true",
+              "train.checkpoint_every=0", "progress=false", "logger.mode=disabled",
+              f"paths.results={tmp_path}/results", *small]
+    run(compose(common))
+    base = dataset_for(compose(common))
+    derived = dataset_for(compose([*common, _derive("det", ["data.allow_partial=true", *small])]))
+    np.testing.assert_array_equal(derived.split("train")["label"], (base.split("train")["label"] + 1) % 10)
+    moved = derived.split("train")["image"].astype(np.float32) - base.split("train")["image"]
+    norms = np.sqrt(((moved / 255.0) ** 2).reshape(len(moved), -1).sum(-1))
+    assert np.all(norms <= 2.0 + 1e-3) and norms.mean() > 0.1
+    np.testing.assert_array_equal(derived.split("test")["image"], base.split("test")["image"])
+    json.dumps(derived.identity())  # recordable in a result file
+
+
+def test_cifar10_configuration_shapes_on_the_subset():
+    from conftest import REAL_DATA
+    from hydra.utils import instantiate
+
+    from experiments.nonrobust_mnist.construct import classifier_loss
+    from repro.data import load_dataset
+
+    if not (REAL_DATA / "cifar10-subset").is_dir():
+        pytest.skip("no CIFAR-10 subset")
+    cfg = compose(["experiment=nonrobust_cifar10", f"data.dir={REAL_DATA}", "model.depth=8"])
+    images = load_dataset("cifar10", str(REAL_DATA)).split("test")["image"][:4].astype(np.float32) / 255.0
+    model = instantiate(cfg.model, rngs=nnx.Rngs(0))
+    loss = classifier_loss(model, cfg.data.mean, cfg.data.std)
+    targets = attacks.deterministic_targets(np.zeros(4, np.int32), 10)
+    adv = attacks.pgd(loss, jnp.asarray(images), jnp.asarray(targets), eps=0.5, step_size=0.1, steps=3)
+    assert adv.shape == (4, 32, 32, 3)
+    assert np.all(np.sqrt(((np.asarray(adv) - images) ** 2).reshape(4, -1).sum(-1)) <= 0.5 + 1e-5)
