@@ -117,7 +117,8 @@ def _stats(values: dict[int, float], digits: int) -> str:
 
 def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
     """Markdown: paper | reference | this machine | both verdicts, per reported number of the
-    chosen variants; and how many differ beyond the seed spread."""
+    chosen variants, then each claim's verdict both ways; and how many differ (a number beyond
+    the seed spread, a claim judged otherwise)."""
     reference = report.group_by_variant(spec, load_results(report.ROOT / "results", spec["experiment"]))
     local = report.group_by_variant(spec, load_results(LOCAL / "results", spec["experiment"]))
     lines = [f"## {spec['title']}", "",
@@ -140,6 +141,15 @@ def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
         differing += differs
         lines.append(f"| {item['description']} | {item['value']} | {_stats(ref, digits)} "
                      f"| {_stats(loc, digits)} | {vs_paper} | {text} |")
+    claims = [c for c in spec.get("claim_tests", []) if c["a"] in variants]
+    if claims:
+        lines += ["", "| claim | reference (committed) | this machine |", "|---|---|---|"]
+        for claim in claims:
+            ref, loc = verdicts.check_claim(claim, reference), verdicts.check_claim(claim, local)
+            # A claim this machine judges otherwise than the reference counts as a difference.
+            judged = [row["verdict"].split()[0] for row in (ref, loc) if row["n"]]
+            differing += len(judged) == 2 and judged[0] != judged[1]
+            lines.append(f"| {claim['description']} | {_claim_text(ref)} | {_claim_text(loc)} |")
     runs = [r for v in variants for r in reference[v]]
     if runs:
         lines += ["", "Reference: " + report._provenance_line({"all": runs})]
@@ -147,6 +157,13 @@ def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
     if runs:
         lines += ["This machine: " + report._provenance_line({"all": runs})]
     return "\n".join(lines) + "\n", differing
+
+
+def _claim_text(row: dict) -> str:
+    if not row["n"]:
+        return row["verdict"]
+    interval = "" if row["low"] is None else f" [{row['low']:.4g}, {row['high']:.4g}]"
+    return f"{row['verdict']}: {row['mean']:.4g}{interval} (n={row['n']})"
 
 
 def promote(spec: dict) -> None:
