@@ -4,6 +4,7 @@ then gives each reported number its two verdicts; --check fails only beyond the 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -75,3 +76,24 @@ def test_unknown_paper_and_variant_say_what_exists():
         reproduce.find_spec("nosuch")
     with pytest.raises(SystemExit, match="matches no variant of bn_mnist; variants: with_bn, without_bn"):
         reproduce.selected(reproduce.find_spec("bn-mnist"), "nothing*")
+
+
+def test_a_claim_judged_otherwise_on_this_machine_counts_as_a_difference(monkeypatch):
+    spec = {"title": "T", "experiment": "debug", "variants": {"a": [], "b": []}, "reported": [],
+            "claim_tests": [{"description": "a below b", "a": "a", "b": "b", "metric": "m", "step": None,
+                             "expect": "lower"}]}
+
+    def runs(diffs):
+        def one(seed, value):
+            return {"seed": seed, "history": [{"step": 1, "m": value}], "timing": {"wall_seconds": 1.0},
+                    "provenance": {"commit": "c", "hardware": {"device_kind": "cpu"}}}
+        return {"a": [one(s, d) for s, d in enumerate(diffs)], "b": [one(s, 0.0) for s in range(len(diffs))]}
+
+    groups = {"reference": runs([-1.0, -1.1, -0.9]), "local": runs([1.0, 1.1, 0.9])}
+    monkeypatch.setattr(reproduce, "load_results", lambda root, experiment: root)
+    monkeypatch.setattr(report, "ROOT", Path("reference"))
+    monkeypatch.setattr(reproduce, "LOCAL", Path("local"))
+    monkeypatch.setattr(report, "group_by_variant", lambda spec, results: groups[str(results).split("/")[0]])
+    table, differing = reproduce.compare(spec, ["a", "b"])
+    assert differing == 1
+    assert "| a below b | holds: -1 [" in table and "| contradicted: 1 [" in table
