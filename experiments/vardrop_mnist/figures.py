@@ -25,10 +25,11 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
         ax.plot(sizes, [float(v) for v in row.values()], "--", color=color, alpha=0.7)
         ours = [(h, [r["final"]["test/error_percent"] for r in groups.get(f"{method}_h{h}", [])])
                 for h in sizes]
-        ours = [(h, np.mean(v), len(v)) for h, v in ours if v]
+        ours = [(h, np.mean(v), np.std(v, ddof=1) if len(v) > 1 else 0.0, len(v)) for h, v in ours if v]
         if ours:
-            h, err, n = zip(*ours, strict=True)
-            ax.plot(h, err, "o-", color=color, label=f"{method} (ours, n={max(n)})")
+            h, err, spread, n = zip(*ours, strict=True)
+            ax.errorbar(h, err, yerr=spread, fmt="o-", color=color, capsize=3,
+                        label=f"{method} (ours, n={max(n)}, ±1 seed std)")
         else:
             ax.plot([], [], "--", color=color, label=f"{method} (paper only)")
     ax.set(xlabel="hidden units per layer", ylabel="test error (%)",

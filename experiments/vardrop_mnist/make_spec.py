@@ -114,8 +114,10 @@ MNIST_BODY = {
         "The h=100 result files of commit 8121bdb record dirty=true: they were made in a clone "
         "whose only uncommitted change was the removal of older result files under results/ "
         "(provenance now ignores results/ when it decides what is dirty).",
-        "Table 1 is measured as its caption says, on minibatches of 1000 examples, drawn from the "
-        "training split (the data the SGVB gradient is of), as the variance over 20 draws of the "
+        "Table 1 is measured as its caption reads (minibatches of 1000 examples; the paper could "
+        "not be opened on this machine, so this and the training-set reading are as transcribed "
+        "in the issue), drawn from the training split (the data the SGVB gradient is of), as the "
+        "variance over 20 draws of the "
         "gradient of the data term N x mean log-likelihood (eq. 3's scaling), averaged over the "
         "first-layer (bottom) and last-layer (top) weights, at 10 and 100 epochs of one h=100 "
         "variational-B run (the table's network size is not stated; h=100 fits the CPU). Rows are "
