@@ -10,7 +10,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 ARGS ?=
 
 .PHONY: help venv test test-slow test-kill test-multihost lint bench bench-loop bench-resnet bench-vardrop report papers \
-	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture clean
+	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -40,7 +40,7 @@ test-multihost: venv ## two JAX processes killed and resumed, one lost mid-run (
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: bench-loop bench-resnet bench-vardrop bench-pixelcnn bench-mixture ## every benchmark below, one after the other
+bench: bench-loop bench-resnet bench-vardrop bench-pixelcnn bench-mixture bench-attack ## every benchmark below, one after the other
 
 bench-loop: venv ## the shared loop vs a bare JAX loop; K seeds vmapped vs one
 	$(PY) -m bench.bn_mnist_loop
@@ -104,6 +104,9 @@ bench-vardrop: venv ## step time of each dropout method vs no dropout (target <=
 
 bench-mixture: venv ## microseconds per reparameterized mixture sample and gradient vs a plain Gaussian one
 	$(PY) -m experiments.mixture_backprop.bench $(BENCH_ARGS)
+
+bench-attack: venv ## attacked images per second: targeted L2 PGD, 100 steps, the Ilyas et al. MNIST CNN
+	$(PY) -m experiments.nonrobust_mnist.bench $(BENCH_ARGS)
 
 bench-pixelcnn: venv ## PixelCNN training images/s on the shared loop and the time to sample 64 images
 	$(PY) -m experiments.pixelcnn_mnist.bench $(BENCH_ARGS)
