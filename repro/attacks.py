@@ -14,6 +14,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from tqdm.auto import tqdm
 
 NORMS = ("l2", "linf")
@@ -21,6 +22,17 @@ NORMS = ("l2", "linf")
 
 def _per_example_norm(x):
     return jnp.sqrt((x * x).reshape(x.shape[0], -1).sum(-1)).reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def unit_range_logits(model, preprocess) -> Callable:
+    """The classifier's logits as a function of images in [0, 1], the attack's space; `preprocess`
+    is the run's (repro.data.pipeline.Preprocessor: pixels in 0..255 units in)."""
+    return lambda x: model(preprocess(x * 255.0, train=False), train=False)
+
+
+def cross_entropy(logits_fn: Callable) -> Callable:
+    """The per-example loss pgd takes: softmax cross-entropy of logits_fn(x) against the labels."""
+    return lambda x, labels: optax.softmax_cross_entropy_with_integer_labels(logits_fn(x), labels)
 
 
 def project(delta, eps: float, norm: str):

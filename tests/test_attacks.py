@@ -21,16 +21,12 @@ def _linear_model(key, d=20, c=4):
     return lambda x: x.reshape(x.shape[0], -1) @ w
 
 
-def _loss(model):
-    return lambda x, y: optax.softmax_cross_entropy_with_integer_labels(model(x), y)
-
-
 @pytest.mark.parametrize("norm, eps", [("l2", 0.5), ("linf", 0.05)])
 def test_pgd_stays_in_the_ball_and_the_pixel_range(norm, eps):
     model = _linear_model(jax.random.key(0))
     x = jax.random.uniform(jax.random.key(1), (64, 20))
     y = jnp.zeros(64, jnp.int32)
-    adv = attacks.pgd(_loss(model), x, y, eps=eps, step_size=eps / 4, steps=20, norm=norm)
+    adv = attacks.pgd(attacks.cross_entropy(model), x, y, eps=eps, step_size=eps / 4, steps=20, norm=norm)
     delta = np.asarray(adv - x)
     size = np.sqrt((delta**2).sum(-1)) if norm == "l2" else np.abs(delta).max(-1)
     assert np.all(size <= eps * (1 + 1e-5))
@@ -51,7 +47,7 @@ def test_targeted_pgd_reaches_its_targets_on_a_trained_model():
     model = lambda v: v @ w  # noqa: E731
     assert float((jnp.argmax(model(x), -1) == y).mean()) > 0.95
     targets = jnp.asarray(attacks.deterministic_targets(np.asarray(y), 4))
-    adv = attacks.pgd(_loss(model), x, targets, eps=3.0, step_size=0.2, steps=50)
+    adv = attacks.pgd(attacks.cross_entropy(model), x, targets, eps=3.0, step_size=0.2, steps=50)
     assert float((jnp.argmax(model(adv), -1) == targets).mean()) > 0.95
 
 
@@ -60,8 +56,8 @@ def test_attack_split_matches_one_batch_and_pads_the_last_chunk():
     x = np.asarray(jax.random.uniform(jax.random.key(4), (250, 20)))
     y = np.asarray(jax.random.randint(jax.random.key(5), (250,), 0, 4))
     args = {"eps": 0.5, "step_size": 0.1, "steps": 10}
-    chunked = attacks.attack_split(_loss(model), x, y, chunk=100, progress=False, **args)
-    whole = np.asarray(attacks.pgd(_loss(model), jnp.asarray(x), jnp.asarray(y), **args))
+    chunked = attacks.attack_split(attacks.cross_entropy(model), x, y, chunk=100, progress=False, **args)
+    whole = np.asarray(attacks.pgd(attacks.cross_entropy(model), jnp.asarray(x), jnp.asarray(y), **args))
     assert chunked.shape == (250, 20)
     np.testing.assert_allclose(chunked, whole, atol=1e-6)
 
@@ -122,15 +118,15 @@ def test_cifar10_configuration_shapes_on_the_subset():
     from conftest import REAL_DATA
     from hydra.utils import instantiate
 
-    from experiments.nonrobust_mnist.construct import classifier_loss
     from repro.data import load_dataset
+    from repro.data.pipeline import Preprocessor
 
     if not (REAL_DATA / "cifar10-subset").is_dir():
         pytest.skip("no CIFAR-10 subset")
     cfg = compose(["experiment=nonrobust_cifar10", f"data.dir={REAL_DATA}", "model.depth=8"])
     images = load_dataset("cifar10", str(REAL_DATA)).split("test")["image"][:4].astype(np.float32) / 255.0
     model = instantiate(cfg.model, rngs=nnx.Rngs(0))
-    loss = classifier_loss(model, cfg.data.mean, cfg.data.std)
+    loss = attacks.cross_entropy(attacks.unit_range_logits(model, Preprocessor(cfg.data.mean, cfg.data.std)))
     targets = attacks.deterministic_targets(np.zeros(4, np.int32), 10)
     adv = attacks.pgd(loss, jnp.asarray(images), jnp.asarray(targets), eps=0.5, step_size=0.1, steps=3)
     assert adv.shape == (4, 32, 32, 3)

@@ -14,13 +14,13 @@ import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 from hydra.utils import instantiate
 
 from repro import attacks
 from repro.configuration import compose, run_name
 from repro.data import DataError
+from repro.data.pipeline import Preprocessor
 from repro.results import result_path
 from repro.weights import load_weights, weights_path
 
@@ -46,17 +46,6 @@ def source_model(cfg, source: list[str]):
     return nnx.merge(graphdef, params, rest), name, sha
 
 
-def classifier_loss(model, mean, std):
-    """Per-example cross-entropy of the model on images in [0, 1] (the attack's space)."""
-    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
-
-    def loss(x, labels):
-        logits = model((x * 255.0 - mean) / std, train=False)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-
-    return loss
-
-
 class NonRobustFeatures:
     """data.derive: the train split replaced by its PGD-perturbed images (float32, 0..255 units)
     labelled with their targets; the other splits untouched."""
@@ -78,11 +67,12 @@ class NonRobustFeatures:
         model, name, sha = source_model(cfg, self.source)
         train = data.split("train")
         targets = self.targets(train["label"], cfg.data.num_classes)
-        loss = classifier_loss(model, cfg.data.mean, cfg.data.std)
-        adv = attacks.attack_split(loss, train["image"].astype(np.float32) / 255.0, targets,
+        logits = attacks.unit_range_logits(model, Preprocessor(cfg.data.mean, cfg.data.std))
+        adv = attacks.attack_split(attacks.cross_entropy(logits), train["image"].astype(np.float32) / 255.0,
+                                   targets,
                                    chunk=self.chunk, desc=f"D_{self.target}", progress=self.progress,
                                    **self.pgd)
-        reached = (predictions(model, adv, cfg.data.mean, cfg.data.std, self.chunk) == targets).mean()
+        reached = (predictions(logits, adv, self.chunk) == targets).mean()
         log.info("D_%s: %d images, %.1f%% classified as their target by %s", self.target, len(targets),
                  100 * reached, name)
         splits = {**data.splits, "train": {"image": (adv * 255.0).astype(np.float32), "label": targets}}
@@ -92,9 +82,8 @@ class NonRobustFeatures:
         return dataclasses.replace(data, splits=splits, source=described, files=files)
 
 
-def predictions(model, images, mean, std, chunk: int = 1000) -> np.ndarray:
-    """The model's classes for images in [0, 1], `chunk` at a time."""
-    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
-    predict = jax.jit(lambda x: jnp.argmax(model((x * 255.0 - mean) / std, train=False), -1))
+def predictions(logits_fn, images, chunk: int = 1000) -> np.ndarray:
+    """The classes logits_fn gives images in [0, 1], `chunk` at a time."""
+    predict = jax.jit(lambda x: jnp.argmax(logits_fn(x), -1))
     return np.concatenate([np.asarray(predict(jnp.asarray(images[i:i + chunk], jnp.float32)))
                            for i in range(0, len(images), chunk)])

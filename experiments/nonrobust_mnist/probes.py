@@ -4,7 +4,6 @@ D_rand are only as 'mislabelled' as the attack is successful)."""
 from __future__ import annotations
 
 import jax.numpy as jnp
-import optax
 
 from repro import attacks
 
@@ -27,13 +26,9 @@ class TargetedAttack:
         labels = split["label"].reshape(-1)[: self.num]
         targets = (labels + 1) % self.num_classes
         x01 = images / 255.0
-
-        def loss(x, y):
-            logits = model(preprocess(x * 255.0, train=False), train=False)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y)
-
-        adv = attacks.pgd(loss, x01, targets, **self.pgd)
-        predicted = jnp.argmax(model(preprocess(adv * 255.0, train=False), train=False), -1)
+        logits = attacks.unit_range_logits(model, preprocess)
+        adv = attacks.pgd(attacks.cross_entropy(logits), x01, targets, **self.pgd)
+        predicted = jnp.argmax(logits(adv), -1)
         norms = jnp.sqrt(((adv - x01) ** 2).reshape(len(labels), -1).sum(-1))
         return {"attack_target_rate": (predicted == targets).mean(),
                 "attack_accuracy": (predicted == labels).mean(), "attack_mean_l2": norms.mean()}
