@@ -7,6 +7,7 @@ training split; metrics stay on the device and are read back once per chunk.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Sequence
 
@@ -87,6 +88,9 @@ class Trainer:
         self.stacked = not isinstance(model, nnx.Module)
         models, key_dicts = (list(model), list(keys)) if self.stacked else ([model], [keys])
         self.constrained = isinstance(models[0], Constrained)
+        # Objectives may read the step (schedules) and alternate between parts of the model.
+        self.loss_takes_step = "step" in inspect.signature(objective.train_loss).parameters
+        self.alternating = callable(getattr(objective, "active_groups", None))
         states = []
         for m in models:
             self.graphdef, params, rest = nnx.split(m, nnx.Param, ...)
@@ -131,17 +135,20 @@ class Trainer:
         images, labels = self.gather_batch(data, idx)
         inputs = self.preprocess(images, key=jax.random.fold_in(keys["augment"], step), train=True)
         dropout_key = jax.random.fold_in(keys["dropout"], step)
+        step_arg = {"step": step} if self.loss_takes_step else {}
 
         def loss_fn(params):
             # Rngs made inside the differentiated trace: drawing a key mutates its counter.
             dropout = nnx.Rngs(dropout=dropout_key)
             # Fresh Variables for the non-param state, so BN can update them in this trace.
             model = nnx.merge(self.graphdef, params, jax.tree.map(lambda a: a, state["rest"]))
-            loss, metrics = self.objective.train_loss(model, inputs, labels, rngs=dropout)
+            loss, metrics = self.objective.train_loss(model, inputs, labels, rngs=dropout, **step_arg)
             return loss, (metrics, nnx.split(model, nnx.Param, ...)[2])
 
         (loss, (metrics, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"])
+        # An objective that alternates between parts of the model says which it trains this step.
+        extra = {"active": self.objective.active_groups(step)} if self.alternating else {}
+        updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"], **extra)
         params = optax.apply_updates(state["params"], updates)
         if self.constrained:
             params = self._project(params, rest)
@@ -160,7 +167,8 @@ class Trainer:
         idx = batch_indices(keys["data"], start, num_steps, self.batch_size, self.num_train)
         state, metrics = jax.lax.scan(lambda s, i: self._train_step(s, i, data, keys), state, idx)
         finite = metrics.pop("finite")
-        summary = {f"train/{k}": v.mean() for k, v in metrics.items()}
+        # nanmean: a metric only some steps measure (a GAN's generator loss) is NaN at the others.
+        summary = {f"train/{k}": jnp.nanmean(v) for k, v in metrics.items()}
         # First step whose loss was NaN/inf (or -1): lets the host name the step without syncing per step.
         summary["first_nonfinite_step"] = jnp.where(
             finite.all(), -1, start + jnp.argmin(finite.astype(jnp.int32))

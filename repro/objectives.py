@@ -10,9 +10,11 @@ import math
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 
 from repro import mixture
 from repro.interfaces import Penalized
+from repro.models import sequence
 
 
 def mean_loss_plus_penalty(model, per_example: dict):
@@ -99,3 +101,103 @@ class MixtureELBO:
 
     def train_loss(self, model, inputs, labels, *, rngs=None):
         return mean_loss_plus_penalty(model, self.per_example(model, inputs, labels, train=True, rngs=rngs))
+
+
+class SequenceNLL:
+    """Next-token negative log-likelihood of token sequences (inputs: int tokens [B, T]; the
+    model returns log p(token_t | tokens before t), [B, T]), in nats per token.
+
+    With `scheduled_sampling_k`, training feeds the model's own draw instead of the true previous
+    token with probability 1 - eps, eps = k / (k + exp(epoch / k)) (Bengio et al. 2015's inverse
+    sigmoid decay; epoch = step / steps_per_epoch). Evaluation is always teacher-forced."""
+
+    def __init__(self, scheduled_sampling_k: float | None = None, steps_per_epoch: int | None = None):
+        if scheduled_sampling_k is not None and not steps_per_epoch:
+            raise ValueError("scheduled sampling decays per epoch: set objective.steps_per_epoch")
+        self.k, self.steps_per_epoch = scheduled_sampling_k, steps_per_epoch
+
+    def teacher_forcing(self, step):
+        epoch = step / self.steps_per_epoch
+        return self.k / (self.k + jnp.exp(epoch / self.k))
+
+    def per_example(self, model, inputs, labels, *, train: bool, rngs=None) -> dict:
+        nll = -model(inputs, train=train, rngs=rngs).mean(-1)
+        return {"loss": nll, "nll": nll}
+
+    def train_loss(self, model, inputs, labels, *, rngs=None, step=None):
+        if self.k is None:
+            per_example = self.per_example(model, inputs, labels, train=True, rngs=rngs)
+            return mean_loss_plus_penalty(model, per_example)
+        eps = self.teacher_forcing(step)
+        log_probs = sequence.scheduled_log_probs(model.weights(), inputs, rngs.dropout(), eps,
+                                                 model.start_token)
+        nll = -log_probs.mean()
+        return nll, {"loss": nll, "teacher_forcing": eps}
+
+
+class AdversarialSequence:
+    """SeqGAN training (Yu et al. 2017) of a repro.models.sequence.SeqGAN on the shared loop. The
+    step number says what a step trains (`active_groups`, so the loop updates only that model,
+    and its optimizer only then):
+
+      steps [0, d_pretrain_steps)   the discriminator, pre-trained;
+      then cycles of 1 generator step followed by d_steps discriminator steps.
+
+    Discriminator step: the batch's real sequences (label real) and as many fresh samples of the
+    generator (label fake), mean cross-entropy + l2 * the output layer's tf.nn.l2_loss (the
+    authors' regularizer). Generator step: g_batch fresh samples, rewards from `rollouts` Monte
+    Carlo completions per prefix scored by the discriminator (sequence.rollout_rewards), loss
+    -sum over batch and positions of log p(token) * reward (REINFORCE; the authors' sum, no
+    baseline). The rollout policy is the generator itself: the paper's choice, and in effect the
+    authors' code's (its rollout.update_params mixes tf.identity reads of the generator's current
+    variables, so its "delayed" copy equals the generator).
+
+    Metrics a step does not measure are NaN (the loop averages over the steps that report them)."""
+
+    def __init__(self, d_pretrain_steps: int, d_steps: int, g_batch: int = 64, rollouts: int = 16,
+                 l2: float = 0.2):
+        self.d_pretrain_steps, self.d_steps = d_pretrain_steps, d_steps
+        self.g_batch, self.rollouts, self.l2 = g_batch, rollouts, l2
+
+    def is_generator_step(self, step):
+        since = step - self.d_pretrain_steps
+        return (since >= 0) & (since % (self.d_steps + 1) == 0)
+
+    def active_groups(self, step) -> dict:
+        g = self.is_generator_step(step)
+        return {"generator": g, "discriminator": ~g}
+
+    def per_example(self, model, inputs, labels, *, train: bool, rngs=None) -> dict:
+        nll = -model(inputs).mean(-1)  # the generator's NLL of held-out real sequences
+        return {"loss": nll, "nll": nll}
+
+    def train_loss(self, model, inputs, labels, *, rngs=None, step=None):
+        generator = model.generator
+        weights = generator.weights()
+        d_graph, d_state = nnx.split(model.discriminator)
+        length, start = generator.length, generator.start_token
+        key_sample, key_other = jax.random.split(rngs.dropout())
+        nan = jnp.float32(jnp.nan)
+
+        def generator_loss(weights, d_state, real):
+            frozen = jax.lax.stop_gradient(weights)
+            score = nnx.merge(d_graph, jax.lax.stop_gradient(d_state)).prob_real
+            fake = sequence.sample(frozen, key_sample, self.g_batch, length, start)
+            rewards = sequence.rollout_rewards(frozen, fake, key_other, score, self.rollouts, start)
+            loss = -(sequence.token_log_probs(weights, fake, start) * rewards).sum()
+            return loss, {"g_loss": loss, "reward": rewards.mean(), "d_loss": nan, "d_accuracy": nan}
+
+        def discriminator_loss(weights, d_state, real):
+            fake = sequence.sample(jax.lax.stop_gradient(weights), key_sample, real.shape[0], length, start)
+            disc = nnx.merge(d_graph, d_state)
+            tokens = jnp.concatenate([real, fake])
+            is_real = jnp.concatenate([jnp.ones(len(real), jnp.int32), jnp.zeros(len(fake), jnp.int32)])
+            logits = disc(tokens, dropout_key=key_other)
+            xent = optax.softmax_cross_entropy_with_integer_labels(logits, is_real).mean()
+            accuracy = (jnp.argmax(logits, -1) == is_real).mean()
+            return xent + self.l2 * disc.l2(), {"g_loss": nan, "reward": nan, "d_loss": xent,
+                                                "d_accuracy": accuracy}
+
+        loss, metrics = jax.lax.cond(self.is_generator_step(step), generator_loss, discriminator_loss,
+                                     weights, d_state, inputs)
+        return loss, {"loss": loss, **metrics}

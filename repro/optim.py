@@ -43,7 +43,15 @@ DECAY_MASKS = {"kernels": kernels_only, "all": None}  # None: decay every parame
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:
-    """From an `optim` config (repro/schema.py: OptimConfig, where each key is documented)."""
+    """From an `optim` config (repro/schema.py: OptimConfig, where each key is documented). With
+    `groups`, one optimizer per named top-level part of the model (`grouped`), each the base
+    config with that group's overrides."""
+    if cfg.get("groups"):
+        from omegaconf import OmegaConf
+
+        base = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "groups"])
+        return grouped({name: make_optimizer(OmegaConf.merge(base, overrides or {}))
+                        for name, overrides in cfg.groups.items()})
     schedule = make_schedule(cfg)
     name = cfg.name
     if name == "sgd":
@@ -60,4 +68,42 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
         if mask_name not in DECAY_MASKS:
             raise ValueError(f"unknown optim.weight_decay_mask {mask_name!r}; use kernels or all")
         opt = optax.chain(optax.add_decayed_weights(weight_decay, mask=DECAY_MASKS[mask_name]), opt)
+    if cfg.get("grad_clip"):
+        opt = optax.chain(optax.clip_by_global_norm(float(cfg.grad_clip)), opt)
     return opt
+
+
+def grouped(optimizers: dict[str, optax.GradientTransformation]) -> optax.GradientTransformationExtraArgs:
+    """One optimizer per top-level part of the model (the first key of its parameters' paths,
+    e.g. a GAN's `generator` and `discriminator`), each with its own state. `update(...,
+    active={name: bool})` updates only the active parts: the others' parameters and optimizer
+    state stay as they are (alternating updates; Adam's moments do not decay on skipped steps)."""
+
+    def parts(tree):
+        extra = sorted(set(tree.keys()) - set(optimizers))
+        if extra:
+            raise ValueError(f"model parts {extra} have no optimizer: optim.groups names "
+                             f"{sorted(optimizers)}; add them there")
+        return {name: tree[name] for name in optimizers}
+
+    def init(params):
+        params = parts(params)
+        return {name: opt.init(params[name]) for name, opt in optimizers.items()}
+
+    def update(updates, state, params=None, active=None, **_):
+        grads, params = parts(updates), parts(params)
+        new_updates, new_state = {}, {}
+        for name, opt in optimizers.items():
+            def step(name=name, opt=opt):
+                return opt.update(grads[name], state[name], params[name])
+
+            def skip(name=name):
+                return jax.tree.map(jnp.zeros_like, grads[name]), state[name]
+
+            if active is None or name not in active:
+                new_updates[name], new_state[name] = step()
+            else:
+                new_updates[name], new_state[name] = jax.lax.cond(active[name], step, skip)
+        return type(updates)(new_updates), new_state
+
+    return optax.GradientTransformationExtraArgs(init, update)

@@ -30,6 +30,7 @@ from repro.provenance import scrub
 from repro.results import check_writable, result_path, write_result
 from repro.tracking import Tracker
 from repro.validation import validate
+from repro.warm_start import warm_start
 from repro.weights import save_weights, weights_path
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,17 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
     keys = [seed_keys(s) for s in seeds] if seeds is not None else seed_keys(cfg.seed)
     models = [instantiate(cfg.model, rngs=nnx.Rngs(k["init"]))
               for k in (keys if seeds is not None else [keys])]
+    warm = [warm_start(m, cfg, s) for m, s in zip(models, seeds or [cfg.seed], strict=True)
+            ] if cfg.get("init_from") else None
     preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.augment, cfg.data.pad)
     objective, probes = instantiate(cfg.objective), [instantiate(p) for p in cfg.probes]
     interfaces.check(models[0], interfaces.Model, "model")
     interfaces.check(objective, interfaces.Objective, "objective")
     for probe in probes:
         interfaces.check(probe, interfaces.Probe, "probe")
+    if callable(getattr(objective, "active_groups", None)) and not cfg.optim.get("groups"):
+        raise ValueError(f"objective {type(objective).__name__} alternates between parts of the model "
+                         "(active_groups): give each part its optimizer with optim.groups")
     trainer = Trainer(
         models if seeds is not None else models[0],
         make_optimizer(cfg.optim),
@@ -87,6 +93,7 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
         mesh=data_mesh(cfg.train.data_parallel),
         seeds=seeds,
     )
+    trainer.init_from = warm  # per seed: the run each started from (None: a fresh init)
     return trainer
 
 
@@ -233,6 +240,7 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
             "history": own,
             "timing": timing,
             "resumed": bool(prior),
+            "init_from": trainer.init_from[i] if trainer.init_from else None,
             "provenance": origin,
         }
         out_path = result_path(cfg.paths.results, cfg.experiment_name, names[i])

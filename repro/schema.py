@@ -107,6 +107,11 @@ class OptimConfig:
     warmup_steps: int | None = optional()     # constant warmup_lr before this step (null: none)
     warmup_lr: float | None = optional()
     weight_decay_mask: DecayMask | None = optional()  # null: kernels
+    grad_clip: float | None = optional()      # clip the gradient's global norm to this (null: no)
+    # One optimizer per top-level part of the model: {part: {overrides of the keys above}}, e.g.
+    # a GAN's {generator: {}, discriminator: {lr: 1e-4}}; an objective with active_groups(step)
+    # then says which part each step updates (repro/optim.py: grouped).
+    groups: dict[str, Any] | None = optional()
 
 
 @dataclass
@@ -146,6 +151,12 @@ class ResultsConfig:
 
 
 @dataclass
+class InitFrom:
+    overrides: list[str] = field(default_factory=list)  # the source run of this experiment, same seed
+    part: str | None = None         # the model attribute its weights fill (null: the whole model)
+
+
+@dataclass
 class Config:
     experiment_name: str = "default"   # results go to <paths.results>/<experiment_name>/
     tag: str = "run"                   # readable part of run names
@@ -156,6 +167,8 @@ class Config:
     progress: bool = True              # terminal progress bar
     distributed: bool = False          # multi-host: jax.distributed.initialize()
     distributed_timeout_s: int = 60    # multi-host: a process silent this long fails the others
+    # Start from the final weights of another run of this experiment (repro/warm_start.py).
+    init_from: InitFrom | None = optional()
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = field(default_factory=dict)      # kwargs of model._target_ (a repro.interfaces.Model)
     objective: Any = field(default_factory=dict)  # kwargs of objective._target_

@@ -95,6 +95,8 @@ def load_dataset(
     root = resolve_data_dir(data_dir)
     if root is not None:
         splits, source, files = data_set.read_mirror(root)
+    elif data_set.read_online is not None:  # not in TFDS: the record fetches its own files
+        splits, source, files = data_set.read_online(tfds_dir)
     else:
         splits, source, files = tfds_source.read(data_set.tfds_name, tfds_dir)
     unofficial = [f for f, checked in files.items() if checked["official"] is False]

@@ -81,6 +81,8 @@ class Preprocessor:
         self.mean, self.std, self.augment, self.pad = tuple(mean), tuple(std), augment, pad
 
     def __call__(self, images, key=None, train: bool = False):
+        if jnp.issubdtype(images.dtype, jnp.signedinteger):  # tokens, not pixels: read as they are
+            return images
         if train and self.augment is not None:
             images = AUGMENTATIONS[self.augment](key, images, pad=self.pad)
         return normalize(images, self.mean, self.std)

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from repro.data import cifar10, mnist
+from repro.data import cifar10, mnist, seqgan_oracle
 from repro.data.errors import DataError
 
 # (splits {"train"/"test": {"image": uint8 NHWC, "label": int32}}, source, {file: checks})
@@ -18,16 +18,19 @@ MirrorReader = Callable[[Path], tuple[dict, str, dict]]
 class DataSetRecord:
     name: str                      # the config's data.name
     read_mirror: MirrorReader      # the official files in a local folder, checksums checked
-    tfds_name: str                 # the same data through TFDS (online)
+    tfds_name: str | None          # the same data through TFDS (online); None: `read_online`
     # Examples per split of the official release: a source with fewer holds only part of the
     # data (e.g. the 10% CIFAR-10 subset kept for tests), and numbers from it are not a
     # reproduction.
     official_sizes: dict[str, int]
+    read_online: Callable[[str | None], tuple[dict, str, dict]] | None = None  # (cache dir)
 
 
 RECORDS = {r.name: r for r in (
     DataSetRecord("mnist", mnist.read_mirror, "mnist", {"train": 60000, "test": 10000}),
     DataSetRecord("cifar10", cifar10.read_mirror, "cifar10", {"train": 50000, "test": 10000}),
+    DataSetRecord("seqgan_oracle", seqgan_oracle.read_mirror, None, seqgan_oracle.SIZES,
+                  seqgan_oracle.read_online),
 )}
 
 

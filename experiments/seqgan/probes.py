@@ -1,0 +1,25 @@
+"""The paper's measure: the oracle NLL of sequences drawn from the model being trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+
+from repro.data.dataset import resolve_data_dir
+from repro.models import oracle_lstm
+
+
+class OracleNLL:
+    """Mean per-token NLL (nats) under the oracle of `samples` sequences drawn from the model's
+    generator (the model itself if it has no `generator` part), with a fixed key."""
+
+    def __init__(self, data_dir: str | None = None, samples: int = 10_000, seed: int = 0):
+        root = resolve_data_dir(data_dir) or Path.home() / ".cache" / "repro"  # where read_online put it
+        self.oracle = oracle_lstm.load_oracle(root)
+        self.samples, self.seed = samples, seed
+
+    def __call__(self, model, eval_data, preprocess) -> dict:
+        generator = getattr(model, "generator", model)
+        tokens = generator.sample(jax.random.key(self.seed), self.samples)
+        return {"oracle_nll": oracle_lstm.nll(self.oracle, tokens)}

@@ -1,0 +1,58 @@
+"""The SeqGAN synthetic data (Yu et al. 2017): token sequences drawn from the authors' oracle LSTM
+(repro/models/oracle_lstm.py) with fixed seeds, 10,000 for training as in the paper and 10,000
+more held out as `test` (the model's NLL on real data). `image` holds the tokens, int32
+[N, 20]; `label` is unused (zeros). The draw is a pure function of the oracle file and the seed;
+the result file records the SHA-256 of the drawn tokens next to the oracle's."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.request
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from repro.data.errors import DataError
+from repro.models import oracle_lstm
+
+SIZES = {"train": 10_000, "test": 10_000}
+SEED = 0
+RAW_URL = "https://raw.githubusercontent.com/LantaoYu/SeqGAN/e2b52fb/save/target_params_py3.pkl"
+
+
+def draw_splits(params, seed: int = SEED) -> dict[str, dict[str, np.ndarray]]:
+    splits = {}
+    for i, (name, size) in enumerate(SIZES.items()):
+        key = jax.random.fold_in(jax.random.key(seed), i)
+        tokens = np.asarray(jax.jit(oracle_lstm.sample, static_argnums=2)(params, key, size))
+        splits[name] = {"image": tokens.astype(np.int32), "label": np.zeros(size, np.int32)}
+    return splits
+
+
+def read_mirror(root: Path):
+    """(splits, source, files) from <root>/seqgan/target_params_py3.pkl (checked by SHA-256)."""
+    params = oracle_lstm.load_oracle(root)
+    splits = draw_splits(params)
+    files = {oracle_lstm.ORACLE_FILE: {"sha256": oracle_lstm.ORACLE_SHA256, "official": True}}
+    for name, split in splits.items():  # what was drawn: equal hashes, equal data
+        files[f"{name}_tokens(seed {SEED})"] = {
+            "sha256": hashlib.sha256(split["image"].tobytes()).hexdigest(), "official": None}
+    return splits, f"oracle samples from {root / 'seqgan' / oracle_lstm.ORACLE_FILE}", files
+
+
+def read_online(cache_dir: str | None = None):
+    """Fetch the oracle file from the authors' repository into a cache (checked), then read it."""
+    root = Path(cache_dir or Path.home() / ".cache" / "repro")
+    path = root / "seqgan" / oracle_lstm.ORACLE_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            raw = urllib.request.urlopen(RAW_URL, timeout=60).read()
+        except OSError as err:
+            raise DataError(f"could not fetch the SeqGAN oracle from {RAW_URL} ({err}); offline, put "
+                            "target_params_py3.pkl in <data dir>/seqgan/ and set REPRO_DATA_DIR") from err
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(raw)
+        tmp.replace(path)  # checked by load_oracle below; a wrong file is refused there
+    return read_mirror(root)

@@ -1,0 +1,35 @@
+"""Runs that start where another run of the same experiment ended (`init_from`): e.g. SeqGAN's
+adversarial training starts its generator from the MLE run's final weights. The source run is
+named by its overrides, like a command line, and taken with the same seed; its weights file
+(written beside its result, repro/weights.py) fills the model, or one named part of it."""
+
+from __future__ import annotations
+
+import hashlib
+
+from flax import nnx
+
+from repro.configuration import compose, run_name
+from repro.results import result_path
+from repro.weights import load_weights, weights_path
+
+
+def warm_start(model: nnx.Module, cfg, seed: int) -> dict:
+    """Fill `model` (or its part cfg.init_from.part) from the source run's weights; returns what
+    was loaded (run name, part, the file's SHA-256) for the result file."""
+    spec = cfg.init_from
+    data_dir = "null" if cfg.data.dir is None else cfg.data.dir
+    source = compose([f"experiment={cfg.experiment_name}", *spec.overrides, f"seed={seed}",
+                      f"paths.results={cfg.paths.results}", f"data.dir={data_dir}"])
+    name = run_name(source)
+    path = weights_path(result_path(cfg.paths.results, cfg.experiment_name, name))
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: this run starts from the final weights of run {name} (init_from). "
+            f"Train that first: python -m repro experiment={cfg.experiment_name} "
+            f"{' '.join(spec.overrides)} seed={seed} paths.results={cfg.paths.results}")
+    target = getattr(model, spec.part) if spec.part else model
+    _, params, rest = nnx.split(target, nnx.Param, ...)
+    params, rest = load_weights(path, params, rest)
+    nnx.update(target, params, rest)
+    return {"run": name, "part": spec.part, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
