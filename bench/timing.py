@@ -47,13 +47,14 @@ def matmul_peak(n: int = 1024, repeats: int = 5) -> float:
     return _PEAK[key]
 
 
-def time_chunk(trainer, steps: int, repeats: int = 2) -> tuple[dict, dict]:
+def time_chunk(trainer, steps: int, repeats: int = 2, phase: str | None = None) -> tuple[dict, dict]:
     """One compiled training chunk of `steps` steps of a Trainer (from build_trainer): compile
     seconds, best seconds per step, FLOPs per step and the fraction of the matmul peak; and the
-    state it ends in (the chunks donate theirs, so trainer.initial_state is gone)."""
+    state it ends in (the chunks donate theirs, so trainer.initial_state is gone). `phase`: of an
+    objective that trains parts of the model in turn, the part to time."""
     state = {"state": trainer.initial_state}
     compile_before = trainer.compile_seconds
-    chunk = trainer.chunk_fn(state["state"], steps)
+    chunk = trainer.chunk_fn(state["state"], steps, phase)
     compile_s = trainer.compile_seconds - compile_before
 
     def call():
@@ -63,7 +64,7 @@ def time_chunk(trainer, steps: int, repeats: int = 2) -> tuple[dict, dict]:
     per_step = best_of(call, repeats) / steps
     # XLA's cost analysis counts a loop body once, whatever its trip count: a one-step chunk
     # (its loop simplified away) gives the FLOPs of one step.
-    flops = flops_of(trainer.chunk_fn(state["state"], 1))
+    flops = flops_of(trainer.chunk_fn(state["state"], 1, phase))
     achieved = flops / per_step if flops else None
     timing = {"compile_seconds": round(compile_s, 2), "ms_per_step": round(1e3 * per_step, 3),
               "gflops_per_step": round(flops / 1e9, 4) if flops else None,

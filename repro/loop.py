@@ -90,7 +90,7 @@ class Trainer:
         self.constrained = isinstance(models[0], Constrained)
         # Objectives may read the step (schedules) and alternate between parts of the model.
         self.loss_takes_step = "step" in inspect.signature(objective.train_loss).parameters
-        self.alternating = callable(getattr(objective, "active_groups", None))
+        self.phases = tuple(getattr(objective, "phases", ()))
         states = []
         for m in models:
             self.graphdef, params, rest = nnx.split(m, nnx.Param, ...)
@@ -113,16 +113,16 @@ class Trainer:
         probe = lambda params, rest, data: self._run_probes(params, rest, data, self.probes)  # noqa: E731
         final = lambda params, rest, data: self._run_probes(params, rest, data, self.final_probes)  # noqa: E731
         if self.stacked:  # one seed per leading index of state and keys; data shared
-            chunk = lambda state, data, keys, n: jax.vmap(  # noqa: E731
-                lambda s, k: self._train_chunk(s, data, k, n))(state, keys)
+            chunk = lambda state, data, keys, n, phase: jax.vmap(  # noqa: E731
+                lambda s, k: self._train_chunk(s, data, k, n, phase))(state, keys)
             evaluate = jax.vmap(self._evaluate, in_axes=(0, 0, None))
             probe = jax.vmap(probe, in_axes=(0, 0, None))
             final = jax.vmap(final, in_axes=(0, 0, None))
-        self._chunk = jax.jit(chunk, static_argnums=3, donate_argnums=0)
+        self._chunk = jax.jit(chunk, static_argnums=(3, 4), donate_argnums=0)
         self._eval = jax.jit(evaluate)
         self._probe = jax.jit(probe)
         self._final_probe = jax.jit(final)
-        self._compiled: dict[int, Callable] = {}
+        self._compiled: dict[tuple, Callable] = {}
         self.compile_seconds = 0.0
 
     # ----- device functions -------------------------------------------------------------
@@ -130,24 +130,25 @@ class Trainer:
         """The batch at these indices, split over the data-parallel devices (if any)."""
         return shard_batch(data["image"][idx], self.mesh), shard_batch(data["label"][idx], self.mesh)
 
-    def _train_step(self, state, idx, data, keys):
+    def _train_step(self, state, idx, data, keys, phase: str | None = None):
         step = state["step"]
         images, labels = self.gather_batch(data, idx)
         inputs = self.preprocess(images, key=jax.random.fold_in(keys["augment"], step), train=True)
         dropout_key = jax.random.fold_in(keys["dropout"], step)
-        step_arg = {"step": step} if self.loss_takes_step else {}
+        loss_args = {"step": step} if self.loss_takes_step else {}
+        if phase is not None:
+            loss_args["phase"] = phase
 
         def loss_fn(params):
             # Rngs made inside the differentiated trace: drawing a key mutates its counter.
             dropout = nnx.Rngs(dropout=dropout_key)
             # Fresh Variables for the non-param state, so BN can update them in this trace.
             model = nnx.merge(self.graphdef, params, jax.tree.map(lambda a: a, state["rest"]))
-            loss, metrics = self.objective.train_loss(model, inputs, labels, rngs=dropout, **step_arg)
+            loss, metrics = self.objective.train_loss(model, inputs, labels, rngs=dropout, **loss_args)
             return loss, (metrics, nnx.split(model, nnx.Param, ...)[2])
 
         (loss, (metrics, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        # An objective that alternates between parts of the model says which it trains this step.
-        extra = {"active": self.objective.active_groups(step)} if self.alternating else {}
+        extra = {"active": {p: p == phase for p in self.phases}} if phase is not None else {}
         updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"], **extra)
         params = optax.apply_updates(state["params"], updates)
         if self.constrained:
@@ -162,13 +163,12 @@ class Trainer:
         model.project()
         return nnx.split(model, nnx.Param, ...)[1]
 
-    def _train_chunk(self, state, data, keys, num_steps: int):
+    def _train_chunk(self, state, data, keys, num_steps: int, phase: str | None = None):
         start = state["step"]
         idx = batch_indices(keys["data"], start, num_steps, self.batch_size, self.num_train)
-        state, metrics = jax.lax.scan(lambda s, i: self._train_step(s, i, data, keys), state, idx)
+        state, metrics = jax.lax.scan(lambda s, i: self._train_step(s, i, data, keys, phase), state, idx)
         finite = metrics.pop("finite")
-        # nanmean: a metric only some steps measure (a GAN's generator loss) is NaN at the others.
-        summary = {f"train/{k}": jnp.nanmean(v) for k, v in metrics.items()}
+        summary = {f"train/{k}": v.mean() for k, v in metrics.items()}
         # First step whose loss was NaN/inf (or -1): lets the host name the step without syncing per step.
         summary["first_nonfinite_step"] = jnp.where(
             finite.all(), -1, start + jnp.argmin(finite.astype(jnp.int32))
@@ -196,15 +196,16 @@ class Trainer:
         return out
 
     # ----- host side --------------------------------------------------------------------
-    def chunk_fn(self, state, num_steps: int):
-        """The compiled chunk for this length; compile time is measured here, apart from run time."""
-        if num_steps not in self._compiled:
+    def chunk_fn(self, state, num_steps: int, phase: str | None = None):
+        """The compiled chunk for this length (and phase); compile time is measured here, apart
+        from run time."""
+        if (num_steps, phase) not in self._compiled:
             t0 = time.perf_counter()
-            self._compiled[num_steps] = self._chunk.lower(
-                state, self.train_data, self.keys, num_steps
+            self._compiled[num_steps, phase] = self._chunk.lower(
+                state, self.train_data, self.keys, num_steps, phase
             ).compile()
             self.compile_seconds += time.perf_counter() - t0
-        return self._compiled[num_steps]
+        return self._compiled[num_steps, phase]
 
     def evaluate(self, state, final: bool = False) -> dict[str, float]:
         """Eval metrics of every split and the probes; final=True adds the final-only probes."""
@@ -250,7 +251,11 @@ class Trainer:
                 callback(0, state, record)
         while step < total_steps:
             num_steps = min(chunk_steps - step % chunk_steps, total_steps - step)
-            chunk = self.chunk_fn(state, num_steps)
+            phase = None
+            if self.phases:  # a chunk never spans two phases (each is its own compiled chunk)
+                phase, phase_steps = self.objective.phase(step)
+                num_steps = min(num_steps, phase_steps)
+            chunk = self.chunk_fn(state, num_steps, phase)
             t0 = time.perf_counter()
             state, summary = chunk(state, self.train_data, self.keys)
             summary = jax.device_get(summary)  # the one host sync per chunk

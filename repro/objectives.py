@@ -10,7 +10,6 @@ import math
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 
 from repro import mixture
 from repro.interfaces import Penalized
@@ -136,9 +135,9 @@ class SequenceNLL:
 
 
 class AdversarialSequence:
-    """SeqGAN training (Yu et al. 2017) of a repro.models.sequence.SeqGAN on the shared loop. The
-    step number says what a step trains (`active_groups`, so the loop updates only that model,
-    and its optimizer only then):
+    """SeqGAN training (Yu et al. 2017) of a repro.models.sequence.SeqGAN on the shared loop. Its
+    `phases` are the model's parts, trained in turn; `phase(step)` says whose steps come next
+    (the loop runs them as a chunk of that part's loss, gradient and optimizer only):
 
       steps [0, d_pretrain_steps)   the discriminator, pre-trained;
       then cycles of 1 generator step followed by d_steps discriminator steps.
@@ -150,54 +149,43 @@ class AdversarialSequence:
     -sum over batch and positions of log p(token) * reward (REINFORCE; the authors' sum, no
     baseline). The rollout policy is the generator itself: the paper's choice, and in effect the
     authors' code's (its rollout.update_params mixes tf.identity reads of the generator's current
-    variables, so its "delayed" copy equals the generator).
+    variables, so its "delayed" copy equals the generator)."""
 
-    Metrics a step does not measure are NaN (the loop averages over the steps that report them)."""
+    phases = ("generator", "discriminator")
 
     def __init__(self, d_pretrain_steps: int, d_steps: int, g_batch: int = 64, rollouts: int = 16,
                  l2: float = 0.2):
         self.d_pretrain_steps, self.d_steps = d_pretrain_steps, d_steps
         self.g_batch, self.rollouts, self.l2 = g_batch, rollouts, l2
 
-    def is_generator_step(self, step):
-        since = step - self.d_pretrain_steps
-        return (since >= 0) & (since % (self.d_steps + 1) == 0)
-
-    def active_groups(self, step) -> dict:
-        g = self.is_generator_step(step)
-        return {"generator": g, "discriminator": ~g}
+    def phase(self, step: int) -> tuple[str, int]:
+        """(the part that step `step` trains, how many steps from it on train that part)."""
+        if step < self.d_pretrain_steps:
+            return "discriminator", self.d_pretrain_steps - step
+        position = (step - self.d_pretrain_steps) % (self.d_steps + 1)
+        return ("generator", 1) if position == 0 else ("discriminator", self.d_steps + 1 - position)
 
     def per_example(self, model, inputs, labels, *, train: bool, rngs=None) -> dict:
         nll = -model(inputs).mean(-1)  # the generator's NLL of held-out real sequences
         return {"loss": nll, "nll": nll}
 
-    def train_loss(self, model, inputs, labels, *, rngs=None, step=None):
-        generator = model.generator
-        weights = generator.weights()
-        d_graph, d_state = nnx.split(model.discriminator)
+    def train_loss(self, model, inputs, labels, *, rngs=None, step=None, phase="discriminator"):
+        generator, disc = model.generator, model.discriminator
         length, start = generator.length, generator.start_token
         key_sample, key_other = jax.random.split(rngs.dropout())
-        nan = jnp.float32(jnp.nan)
-
-        def generator_loss(weights, d_state, real):
-            frozen = jax.lax.stop_gradient(weights)
-            score = nnx.merge(d_graph, jax.lax.stop_gradient(d_state)).prob_real
+        weights = generator.weights()
+        frozen = jax.lax.stop_gradient(weights)
+        if phase == "generator":
+            score = lambda tokens: jax.lax.stop_gradient(disc.prob_real(tokens))  # noqa: E731
             fake = sequence.sample(frozen, key_sample, self.g_batch, length, start)
             rewards = sequence.rollout_rewards(frozen, fake, key_other, score, self.rollouts, start)
             loss = -(sequence.token_log_probs(weights, fake, start) * rewards).sum()
-            return loss, {"g_loss": loss, "reward": rewards.mean(), "d_loss": nan, "d_accuracy": nan}
-
-        def discriminator_loss(weights, d_state, real):
-            fake = sequence.sample(jax.lax.stop_gradient(weights), key_sample, real.shape[0], length, start)
-            disc = nnx.merge(d_graph, d_state)
-            tokens = jnp.concatenate([real, fake])
-            is_real = jnp.concatenate([jnp.ones(len(real), jnp.int32), jnp.zeros(len(fake), jnp.int32)])
-            logits = disc(tokens, dropout_key=key_other)
-            xent = optax.softmax_cross_entropy_with_integer_labels(logits, is_real).mean()
-            accuracy = (jnp.argmax(logits, -1) == is_real).mean()
-            return xent + self.l2 * disc.l2(), {"g_loss": nan, "reward": nan, "d_loss": xent,
-                                                "d_accuracy": accuracy}
-
-        loss, metrics = jax.lax.cond(self.is_generator_step(step), generator_loss, discriminator_loss,
-                                     weights, d_state, inputs)
-        return loss, {"loss": loss, **metrics}
+            return loss, {"loss": loss, "reward": rewards.mean()}
+        fake = sequence.sample(frozen, key_sample, inputs.shape[0], length, start)
+        tokens = jnp.concatenate([inputs, fake])
+        is_real = jnp.concatenate([jnp.ones(len(inputs), jnp.int32), jnp.zeros(len(fake), jnp.int32)])
+        logits = disc(tokens, dropout_key=key_other)
+        xent = optax.softmax_cross_entropy_with_integer_labels(logits, is_real).mean()
+        accuracy = (jnp.argmax(logits, -1) == is_real).mean()
+        loss = xent + self.l2 * disc.l2()
+        return loss, {"loss": loss, "d_xent": xent, "d_accuracy": accuracy}

@@ -50,8 +50,14 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
         from omegaconf import OmegaConf
 
         base = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "groups"])
-        return grouped({name: make_optimizer(OmegaConf.merge(base, overrides or {}))
-                        for name, overrides in cfg.groups.items()})
+        parts = {}
+        for group in cfg.groups:
+            if "part" not in group:
+                raise ValueError(f"optim.groups entry {dict(group)} names no part: add "
+                                 "part: <model attribute>")
+            overrides = {k: v for k, v in group.items() if k != "part"}
+            parts[group.part] = make_optimizer(OmegaConf.merge(base, overrides))
+        return grouped(parts)
     schedule = make_schedule(cfg)
     name = cfg.name
     if name == "sgd":
@@ -73,37 +79,52 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
     return opt
 
 
+def _top_key(path) -> str:
+    first = path[0]
+    return str(getattr(first, "key", getattr(first, "name", first)))
+
+
 def grouped(optimizers: dict[str, optax.GradientTransformation]) -> optax.GradientTransformationExtraArgs:
     """One optimizer per top-level part of the model (the first key of its parameters' paths,
     e.g. a GAN's `generator` and `discriminator`), each with its own state. `update(...,
     active={name: bool})` updates only the active parts: the others' parameters and optimizer
-    state stay as they are (alternating updates; Adam's moments do not decay on skipped steps)."""
+    state stay as they are (alternating updates; Adam's moments do not decay on skipped steps).
+    Each optimizer sees its part's leaves as a list."""
 
     def parts(tree):
-        extra = sorted(set(tree.keys()) - set(optimizers))
+        """({part: [leaves]}, the part of each leaf in flattening order, the tree's structure)."""
+        with_paths, treedef = jax.tree_util.tree_flatten_with_path(tree)
+        owners = [_top_key(path) for path, _ in with_paths]
+        extra = sorted(set(owners) - set(optimizers))
         if extra:
             raise ValueError(f"model parts {extra} have no optimizer: optim.groups names "
                              f"{sorted(optimizers)}; add them there")
-        return {name: tree[name] for name in optimizers}
+        split = {name: [leaf for (_, leaf), o in zip(with_paths, owners, strict=True) if o == name]
+                 for name in optimizers}
+        return split, owners, treedef
 
     def init(params):
-        params = parts(params)
-        return {name: opt.init(params[name]) for name, opt in optimizers.items()}
+        split, _, _ = parts(params)
+        return {name: opt.init(split[name]) for name, opt in optimizers.items()}
 
     def update(updates, state, params=None, active=None, **_):
-        grads, params = parts(updates), parts(params)
+        grads, owners, treedef = parts(updates)
+        params = parts(params)[0] if params is not None else dict.fromkeys(optimizers)
         new_updates, new_state = {}, {}
         for name, opt in optimizers.items():
             def step(name=name, opt=opt):
                 return opt.update(grads[name], state[name], params[name])
 
             def skip(name=name):
-                return jax.tree.map(jnp.zeros_like, grads[name]), state[name]
+                return [jnp.zeros_like(g) for g in grads[name]], state[name]
 
-            if active is None or name not in active:
-                new_updates[name], new_state[name] = step()
+            flag = True if active is None else active.get(name, True)
+            if isinstance(flag, bool):  # known when traced (the loop's phases): no cond needed
+                new_updates[name], new_state[name] = step() if flag else skip()
             else:
-                new_updates[name], new_state[name] = jax.lax.cond(active[name], step, skip)
-        return type(updates)(new_updates), new_state
+                new_updates[name], new_state[name] = jax.lax.cond(flag, step, skip)
+        remaining = {name: iter(leaves) for name, leaves in new_updates.items()}
+        leaves = [next(remaining[o]) for o in owners]
+        return jax.tree_util.tree_unflatten(treedef, leaves), new_state
 
     return optax.GradientTransformationExtraArgs(init, update)

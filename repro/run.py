@@ -69,16 +69,18 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
     models = [instantiate(cfg.model, rngs=nnx.Rngs(k["init"]))
               for k in (keys if seeds is not None else [keys])]
     warm = [warm_start(m, cfg, s) for m, s in zip(models, seeds or [cfg.seed], strict=True)
-            ] if cfg.get("init_from") else None
+            ] if cfg.init_from is not None else None
     preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.augment, cfg.data.pad)
     objective, probes = instantiate(cfg.objective), [instantiate(p) for p in cfg.probes]
     interfaces.check(models[0], interfaces.Model, "model")
     interfaces.check(objective, interfaces.Objective, "objective")
     for probe in probes:
         interfaces.check(probe, interfaces.Probe, "probe")
-    if callable(getattr(objective, "active_groups", None)) and not cfg.optim.get("groups"):
-        raise ValueError(f"objective {type(objective).__name__} alternates between parts of the model "
-                         "(active_groups): give each part its optimizer with optim.groups")
+    phases = list(getattr(objective, "phases", ()))
+    if phases and sorted(g.part for g in cfg.optim.groups) != sorted(phases):
+        raise ValueError(f"objective {type(objective).__name__} trains the parts {phases} of the model "
+                         "in turn: give each its optimizer with optim.groups, e.g. "
+                         f"optim.groups=[{','.join('{part:' + p + '}' for p in phases)}]")
     trainer = Trainer(
         models if seeds is not None else models[0],
         make_optimizer(cfg.optim),

@@ -108,10 +108,10 @@ class OptimConfig:
     warmup_lr: float | None = optional()
     weight_decay_mask: DecayMask | None = optional()  # null: kernels
     grad_clip: float | None = optional()      # clip the gradient's global norm to this (null: no)
-    # One optimizer per top-level part of the model: {part: {overrides of the keys above}}, e.g.
-    # a GAN's {generator: {}, discriminator: {lr: 1e-4}}; an objective with active_groups(step)
-    # then says which part each step updates (repro/optim.py: grouped).
-    groups: dict[str, Any] | None = optional()
+    # One optimizer per top-level part of the model: [{part: <name>, <overrides of the keys above>}],
+    # e.g. a GAN's [{part: generator}, {part: discriminator, lr: 1e-4}]; an objective with
+    # active_groups(step) then says which part each step updates (repro/optim.py: grouped).
+    groups: list[Any] = optional(factory=list)
 
 
 @dataclass
@@ -151,12 +151,6 @@ class ResultsConfig:
 
 
 @dataclass
-class InitFrom:
-    overrides: list[str] = field(default_factory=list)  # the source run of this experiment, same seed
-    part: str | None = None         # the model attribute its weights fill (null: the whole model)
-
-
-@dataclass
 class Config:
     experiment_name: str = "default"   # results go to <paths.results>/<experiment_name>/
     tag: str = "run"                   # readable part of run names
@@ -167,8 +161,11 @@ class Config:
     progress: bool = True              # terminal progress bar
     distributed: bool = False          # multi-host: jax.distributed.initialize()
     distributed_timeout_s: int = 60    # multi-host: a process silent this long fails the others
-    # Start from the final weights of another run of this experiment (repro/warm_start.py).
-    init_from: InitFrom | None = optional()
+    # Start from the final weights of another run of this experiment (repro/warm_start.py): its
+    # overrides ([] names the experiment's own config), taken with this run's seed; init_part: the
+    # model attribute they fill (null: the whole model).
+    init_from: list[str] | None = optional()
+    init_part: str | None = optional()
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = field(default_factory=dict)      # kwargs of model._target_ (a repro.interfaces.Model)
     objective: Any = field(default_factory=dict)  # kwargs of objective._target_
@@ -183,7 +180,9 @@ def _collect_optional(cls, prefix: str = "") -> None:
     for f in dataclasses.fields(cls):
         if f.metadata.get("optional"):
             has_factory = f.default_factory is not dataclasses.MISSING
-            OPTIONAL[prefix + f.name] = dataclasses.asdict(f.default_factory()) if has_factory else f.default
+            default = f.default_factory() if has_factory else f.default
+            is_node = dataclasses.is_dataclass(default)
+            OPTIONAL[prefix + f.name] = dataclasses.asdict(default) if is_node else default
         elif isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
             _collect_optional(f.default_factory, f"{prefix}{f.name}.")
 

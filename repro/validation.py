@@ -126,7 +126,7 @@ def check_override_keys(cfg: DictConfig, overrides: list[str]) -> None:
                 f"+{key} adds a key that no code reads (it would only change the config hash). "
                 f"Only an argument of the {'/'.join(INSTANTIATED)} class may be added; every other "
                 f"key is in the schema (repro/schema.py) and is set without '+'.")
-        if isinstance(node, DictConfig) and leaf in node:
+        if isinstance(node, DictConfig) and leaf in node.keys():  # `in node` is False for ??? values
             continue
         valid = _keys(node)
         close = difflib.get_close_matches(leaf, valid, n=1)

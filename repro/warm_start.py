@@ -15,11 +15,12 @@ from repro.weights import load_weights, weights_path
 
 
 def warm_start(model: nnx.Module, cfg, seed: int) -> dict:
-    """Fill `model` (or its part cfg.init_from.part) from the source run's weights; returns what
-    was loaded (run name, part, the file's SHA-256) for the result file."""
-    spec = cfg.init_from
+    """Fill `model` (or its part cfg.init_part) from the source run's weights (the run of this
+    experiment with the overrides cfg.init_from and this seed); returns what was loaded (run
+    name, part, the file's SHA-256) for the result file."""
+    overrides, part = list(cfg.init_from), cfg.init_part
     data_dir = "null" if cfg.data.dir is None else cfg.data.dir
-    source = compose([f"experiment={cfg.experiment_name}", *spec.overrides, f"seed={seed}",
+    source = compose([f"experiment={cfg.experiment_name}", *overrides, f"seed={seed}",
                       f"paths.results={cfg.paths.results}", f"data.dir={data_dir}"])
     name = run_name(source)
     path = weights_path(result_path(cfg.paths.results, cfg.experiment_name, name))
@@ -27,9 +28,9 @@ def warm_start(model: nnx.Module, cfg, seed: int) -> dict:
         raise FileNotFoundError(
             f"{path} not found: this run starts from the final weights of run {name} (init_from). "
             f"Train that first: python -m repro experiment={cfg.experiment_name} "
-            f"{' '.join(spec.overrides)} seed={seed} paths.results={cfg.paths.results}")
-    target = getattr(model, spec.part) if spec.part else model
+            f"{' '.join(overrides)} seed={seed} paths.results={cfg.paths.results}")
+    target = getattr(model, part) if part else model
     _, params, rest = nnx.split(target, nnx.Param, ...)
     params, rest = load_weights(path, params, rest)
     nnx.update(target, params, rest)
-    return {"run": name, "part": spec.part, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"run": name, "part": part, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}

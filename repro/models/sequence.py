@@ -208,7 +208,7 @@ class CNNDiscriminator(nnx.Module):
     def __call__(self, tokens, dropout_key=None):
         """Logits [B, 2] (fake, real); dropout only when a key is given (training)."""
         x = self.embedding[...][tokens]
-        pooled = jnp.concatenate([jax.nn.relu(conv(x)).max(1) for conv in self.convs], -1)
+        pooled = jnp.concatenate([jax.nn.relu(_valid_conv(x, conv)).max(1) for conv in self.convs], -1)
         gate = jax.nn.sigmoid(self.highway_t(pooled))  # the authors' gate bias: 0
         h = gate * jax.nn.relu(self.highway_h(pooled)) + (1.0 - gate) * pooled
         if dropout_key is not None and self.dropout:
@@ -222,6 +222,15 @@ class CNNDiscriminator(nnx.Module):
 
     def prob_real(self, tokens):
         return jax.nn.softmax(self(tokens), -1)[:, 1]
+
+
+def _valid_conv(x, conv: nnx.Conv):
+    """conv(x) for 1-D 'VALID' padding as one matmul over the stacked windows: the same numbers,
+    but its gradient inside lax.scan runs 8x faster on XLA:CPU than the convolution's."""
+    kernel = conv.kernel[...]
+    width, length = kernel.shape[0], x.shape[1] - kernel.shape[0] + 1
+    windows = jnp.concatenate([x[:, i:i + length] for i in range(width)], axis=-1)
+    return windows @ kernel.reshape(-1, kernel.shape[-1]) + conv.bias[...]
 
 
 class SeqGAN(nnx.Module):
