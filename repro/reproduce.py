@@ -57,9 +57,11 @@ def seeds_of(spec: dict, variant: str) -> list[int]:
 
 
 def selected(spec: dict, only: str | None) -> list[str]:
+    """The variants to run: --only's patterns, else all but the spec's `on_demand` ones (runs too
+    long for the default machine, e.g. a paper's full schedule on a CPU)."""
     names = list(spec["variants"])
     if not only:
-        return names
+        return [n for n in names if n not in spec.get("on_demand", [])]
     patterns = [p.strip() for p in only.split(",") if p.strip()]
     chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if not chosen:

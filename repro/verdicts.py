@@ -1,8 +1,10 @@
 """How a reproduced number is judged against the paper's: one rule, stated once, for every paper.
 
 **Values.** A spec row reads `metric` from each run's history at `step` (None: the last
-evaluation). `metric` may be a ratio of two logged metrics, `"a / b"` (per run), and a row with
-`steps_to: x` reads instead the first evaluated step at which the metric reaches x.
+evaluation). `metric` may be a ratio of two logged metrics, `"a / b"` (per run), a row with
+`steps_to: x` reads instead the first evaluated step at which the metric reaches x, and one with
+`over_training: min` (or max) the best value of any evaluation (a value selected on the metric
+itself: a row says so).
 
 **Tolerance.** A row is within when |ours - paper| <= max(floor, 2 SE), with
 
@@ -44,6 +46,9 @@ def value_of(result: dict, item: dict) -> float | None:
     evals = [r for r in result["history"] if metric in r]
     if not evals:
         return None
+    if item.get("over_training"):
+        best = {"min": min, "max": max}[item["over_training"]]
+        return best(r[metric] for r in evals)
     if step is None:
         return evals[-1][metric]
     return min(evals, key=lambda r: abs(r["step"] - step))[metric]

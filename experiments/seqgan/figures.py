@@ -1,0 +1,63 @@
+"""SeqGAN's learning curves (the paper's Figure 2 kind): oracle NLL per epoch, ours (mean and
+min-max over seeds) with the authors' code's own log and Table 1's values. Adversarial epochs
+continue after the 120 MLE epochs they start from, as in the authors' log."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+METRIC = "probe/oracle_nll"
+MLE_EPOCHS = 120
+COLORS = {"mle": "tab:blue", "ss": "tab:green", "seqgan_reduced": "tab:red", "seqgan": "tab:purple"}
+TABLE = {"mle": "mle", "ss": "schedule_sampling", "seqgan_reduced": "seqgan", "seqgan": "seqgan"}
+
+
+def epochs_of(run: dict, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs on the authors' axis, which to plot): MLE epochs, or 120 + adversarial epochs for
+    SeqGAN runs (their discriminator pre-training, which leaves the generator alone, left out)."""
+    cfg = run["config"]
+    if cfg["objective"]["_target_"].endswith("AdversarialSequence"):
+        objective = cfg["objective"]
+        since = (steps - objective["d_pretrain_steps"]) / (objective["d_steps"] + 1)
+        return MLE_EPOCHS + since, since >= 0
+    return steps * cfg["train"]["batch_size"] / 10_000, np.ones(len(steps), bool)
+
+
+def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Path):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(reference_dir / "official_log.csv") as f:
+        log = list(csv.DictReader(f))
+    with open(reference_dir / "table1_oracle_nll.csv") as f:
+        table = {r["method"]: float(r["oracle_nll"]) for r in csv.DictReader(f)}
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for variant, runs in groups.items():
+        if not runs:
+            continue
+        steps = np.asarray([r["step"] for r in runs[0]["history"] if METRIC in r])
+        values = np.asarray([[r[METRIC] for r in run["history"] if METRIC in r] for run in runs])
+        epochs, keep = epochs_of(runs[0], steps)
+        color = COLORS.get(variant, "gray")
+        ax.plot(epochs[keep], values.mean(0)[keep], color=color, label=f"ours, {variant} (n={len(runs)})")
+        ax.fill_between(epochs[keep], values.min(0)[keep], values.max(0)[keep], color=color, alpha=0.2)
+        if TABLE.get(variant) in table:
+            ax.axhline(table[TABLE[variant]], color=color, ls=":", lw=1)
+    for phase, offset, style in (("mle", 0, "--"), ("adversarial", MLE_EPOCHS, "-.")):
+        rows = [r for r in log if r["phase"] == phase]
+        ax.plot([offset + float(r["epoch"]) for r in rows], [float(r["oracle_nll"]) for r in rows], style,
+                color="black", lw=1, label=f"authors' code log, {phase}")
+    ax.set(xlabel="epoch (adversarial epochs after the 120 MLE epochs)", ylabel="oracle NLL (nats/token)",
+           ylim=(8.6, 10.4), title="SeqGAN synthetic data: oracle NLL (dotted: Table 1)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    path = out_dir / "oracle_nll_curves.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [("Oracle NLL over training, ours vs the authors' code log and Table 1", path)]

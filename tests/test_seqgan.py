@@ -1,0 +1,212 @@
+"""SeqGAN on the shared loop: exact sampling, the rollout policy gradient, the discriminator, the
+loop's mechanisms it needs (parts trained in turn with their own optimizers, a warm start from
+another run) and short real runs on the oracle's data."""
+
+import itertools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import REAL_DATA, compose
+from flax import nnx
+from scipy import stats
+
+from repro.data.pipeline import Preprocessor
+from repro.models import oracle_lstm, sequence
+from repro.objectives import AdversarialSequence
+from repro.optim import grouped
+
+needs_oracle = pytest.mark.skipif(not (REAL_DATA / "seqgan" / oracle_lstm.ORACLE_FILE).exists(),
+                                  reason="no SeqGAN oracle mirror")
+VOCAB, LENGTH = 3, 3
+
+
+def tiny_lstm(seed=0, std=1.0):
+    key = jax.random.key(seed)
+    return {n: std * jax.random.normal(jax.random.fold_in(key, i), s)
+            for i, (n, s) in enumerate(sequence.lstm_shapes(VOCAB, 2, 2).items())}
+
+
+def all_sequences():
+    return jnp.asarray(list(itertools.product(range(VOCAB), repeat=LENGTH)), jnp.int32)
+
+
+def test_sampling_matches_the_models_sequence_probabilities():
+    p = tiny_lstm()
+    seqs = all_sequences()
+    probs = np.exp(np.asarray(sequence.token_log_probs(p, seqs).sum(-1), np.float64))
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+    n = 60_000
+    drawn = np.asarray(jax.jit(lambda k: sequence.sample(p, k, n, LENGTH))(jax.random.key(1)))
+    index = (drawn * VOCAB ** np.arange(LENGTH)[::-1]).sum(-1)
+    counts = np.bincount(index, minlength=len(seqs))
+    assert stats.chisquare(counts, probs / probs.sum() * n).pvalue > 1e-3
+    # A sampler that ignored the model (uniform tokens) would fail the same test.
+    assert stats.chisquare(np.full(len(seqs), n / len(seqs)), probs / probs.sum() * n).pvalue < 1e-6
+
+
+def test_draw_never_returns_a_token_of_zero_probability():
+    logits = jnp.array([[0.0, -jnp.inf, 0.0, -jnp.inf]] * 4000)
+    tokens = np.asarray(sequence.draw(jax.random.key(0), logits))
+    assert set(np.unique(tokens)) == {0, 2}
+
+
+@needs_oracle
+def test_oracle_nll_of_its_own_samples_matches_its_predictive_entropy():
+    """Both estimate the oracle's entropy rate: -log p of the drawn tokens, and the entropy of
+    each predictive distribution along the same prefixes (a lower-variance estimate)."""
+    p = oracle_lstm.load_oracle(REAL_DATA)
+    seqs = oracle_lstm.sample(p, jax.random.key(3), 4000)
+    nll = -np.asarray(sequence.token_log_probs(p, seqs).mean(-1), np.float64)
+    hs, _ = sequence.states(p, sequence.shifted_inputs(seqs, 0))
+    log_probs = jax.nn.log_softmax(jnp.einsum("tbh,hv->btv", hs, p["Wo"]) + p["bo"], -1)
+    entropy = -np.asarray((jnp.exp(log_probs) * log_probs).sum(-1).mean(-1), np.float64)
+    difference = nll - entropy
+    assert abs(difference.mean()) < 4 * difference.std() / np.sqrt(len(difference))
+    assert 5.6 < entropy.mean() < 5.9
+
+
+def test_rollout_policy_gradient_is_unbiased():
+    """E[-grad sum_t log p(y_t) * reward_t] with Monte Carlo rollout rewards equals the exact
+    gradient of E[R(y)], by enumeration of all 27 sequences, for a fixed random R."""
+    p = tiny_lstm(seed=2, std=0.7)
+    seqs = all_sequences()
+    table = jax.random.uniform(jax.random.key(5), (len(seqs),))
+
+    def score(tokens):
+        return table[(tokens * VOCAB ** jnp.arange(LENGTH)[::-1]).sum(-1)]
+
+    exact = jax.grad(lambda q: (jnp.exp(sequence.token_log_probs(q, seqs).sum(-1)) * table).sum())(p)
+
+    @jax.jit
+    def estimate(key):
+        k1, k2 = jax.random.split(key)
+        fake = sequence.sample(p, k1, 2048, LENGTH)
+        rewards = sequence.rollout_rewards(p, fake, k2, score, num_rollouts=2)
+        return jax.grad(lambda q: (sequence.token_log_probs(q, fake) * rewards).sum(-1).mean())(p)
+
+    batches = [estimate(k) for k in jax.random.split(jax.random.key(7), 40)]
+    for name in exact:
+        values = np.stack([np.asarray(b[name]) for b in batches])
+        se = values.std(0, ddof=1) / np.sqrt(len(values))
+        z = np.abs(values.mean(0) - np.asarray(exact[name])) / np.maximum(se, 1e-8)
+        assert z.max() < 4.5, (name, z.max())
+    # The reward of the whole sequence is its score; a prefix's is a mean of scores.
+    fake = sequence.sample(p, jax.random.key(9), 16, LENGTH)
+    rewards = sequence.rollout_rewards(p, fake, jax.random.key(10), score, num_rollouts=3)
+    np.testing.assert_allclose(rewards[:, -1], score(fake), rtol=1e-6)
+    assert rewards.shape == (16, LENGTH) and float(rewards.min()) >= 0 and float(rewards.max()) <= 1
+
+
+def test_scheduled_sampling_with_full_teacher_forcing_is_teacher_forcing():
+    p = tiny_lstm()
+    seqs = sequence.sample(p, jax.random.key(0), 64, 6)
+    forced = sequence.token_log_probs(p, seqs)
+    np.testing.assert_allclose(sequence.scheduled_log_probs(p, seqs, jax.random.key(1), 1.0), forced,
+                               rtol=1e-5, atol=1e-6)
+    free = sequence.scheduled_log_probs(p, seqs, jax.random.key(1), 0.0)
+    np.testing.assert_allclose(free[:, 0], forced[:, 0], rtol=1e-6)  # the first input is the start token
+    assert not np.allclose(free[:, 1:], forced[:, 1:])
+
+
+def test_discriminator_window_matmul_is_the_convolution():
+    disc = sequence.CNNDiscriminator(vocab=50, embed=8, length=12, widths=(1, 3, 12), filters=(4, 5, 6),
+                                     rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (3, 12, 8))
+    for conv in disc.convs:
+        np.testing.assert_allclose(sequence._valid_conv(x, conv), conv(x), rtol=1e-4, atol=1e-5)
+    tokens = jax.random.randint(jax.random.key(2), (5, 12), 0, 50)
+    assert disc(tokens).shape == (5, 2)
+    assert not np.allclose(disc(tokens, dropout_key=jax.random.key(3)), disc(tokens))  # dropout on
+    with pytest.raises(ValueError, match="at most the sequence length"):
+        sequence.CNNDiscriminator(vocab=50, length=5, widths=(6,), filters=(2,), rngs=nnx.Rngs(0))
+
+
+def test_grouped_optimizer_updates_only_the_active_part():
+    params = {"generator": {"w": jnp.ones(3)}, "discriminator": {"w": jnp.ones(2), "b": jnp.ones(1)}}
+    grads = jax.tree.map(jnp.ones_like, params)
+    opt = grouped({"generator": optax.adam(0.1), "discriminator": optax.adam(0.2)})
+    state = opt.init(params)
+    for active in ({"generator": True, "discriminator": False},
+                   {"generator": jnp.array(True), "discriminator": jnp.array(False)}):  # traced: lax.cond
+        update = jax.jit(lambda g, s, p, a=active: opt.update(g, s, p, active=a))
+        updates, new_state = update(grads, state, params)
+        np.testing.assert_allclose(updates["generator"]["w"], -0.1, rtol=1e-4)
+        assert all(float(jnp.abs(u).max()) == 0 for u in jax.tree.leaves(updates["discriminator"]))
+        for before, after in zip(jax.tree.leaves(state["discriminator"]),
+                                 jax.tree.leaves(new_state["discriminator"]), strict=True):
+            np.testing.assert_array_equal(before, after)  # Adam's count and moments untouched
+        assert int(new_state["generator"][0].count) == 1
+    with pytest.raises(ValueError, match=r"model parts \['extra'\] have no optimizer"):
+        opt.init({**params, "extra": jnp.ones(1)})
+
+
+def test_adversarial_phases():
+    objective = AdversarialSequence(d_pretrain_steps=3, d_steps=2)
+    assert [objective.phase(s) for s in range(9)] == [
+        ("discriminator", 3), ("discriminator", 2), ("discriminator", 1), ("generator", 1),
+        ("discriminator", 2), ("discriminator", 1), ("generator", 1), ("discriminator", 2),
+        ("discriminator", 1)]
+
+
+def test_preprocessor_passes_tokens_through():
+    tokens = jnp.array([[4999, 0, 7]], jnp.int32)
+    out = Preprocessor([0.0], [1.0])(tokens, train=True)
+    assert out.dtype == jnp.int32 and (out == tokens).all()
+
+
+# ----- real runs on the oracle's data -----------------------------------------------------------
+def quick(tmp_path, *extra):
+    return [f"data.dir={REAL_DATA}", "logger.mode=disabled", "progress=false",
+            f"paths.results={tmp_path / 'results'}", f"paths.checkpoints={tmp_path / 'checkpoints'}",
+            *extra]
+
+
+MLE_SHORT = ["probes.0.samples=2000", "train.eval_batch_size=2000", "train.steps=60", "train.chunk_steps=30",
+             "train.eval_every=30", "train.checkpoint_every=0"]
+TINY_GAN = ["model=seqgan", "objective=adversarial_sequence", "tag=seqgan",
+            "optim.groups=[{part:generator},{part:discriminator,lr:0.0001,grad_clip:null}]",
+            "init_from=[" + ",".join(f"'{o}'" for o in MLE_SHORT) + "]", "init_part=generator",
+            "probes.0.samples=2000", "train.eval_batch_size=2000",
+            "model.discriminator.widths=[1,2,20]", "model.discriminator.filters=[8,8,8]",
+            "objective.rollouts=2", "objective.g_batch=16", "objective.d_pretrain_steps=4",
+            "objective.d_steps=3", "train.batch_size=16", "train.steps=12", "train.chunk_steps=4",
+            "train.eval_every=4", "train.checkpoint_every=0"]
+
+
+@needs_oracle
+def test_oracle_data_set():
+    from repro.data import load_dataset
+
+    data = load_dataset("seqgan_oracle", str(REAL_DATA))
+    train = data.split("train")
+    assert train["image"].shape == (10_000, 20) and train["image"].dtype == np.int32
+    assert data.split("test")["image"].shape == (10_000, 20)
+    assert not np.array_equal(train["image"][:100], data.split("test")["image"][:100])
+    assert data.partial is None and len(data.identity()["sha256"]) == 3  # the oracle and both draws
+
+
+@needs_oracle
+def test_short_mle_then_seqgan_runs(tmp_path):
+    from repro.run import run
+
+    with pytest.raises(FileNotFoundError, match="Train that first: python -m repro experiment=seqgan"):
+        run(compose(["experiment=seqgan", *quick(tmp_path, *TINY_GAN)]))
+    mle = run(compose(["experiment=seqgan", *quick(tmp_path, *MLE_SHORT)]))
+    nll = [r["probe/oracle_nll"] for r in mle["history"]]
+    assert nll[-1] < nll[0] - 0.5  # 11.4 untrained
+    gan = run(compose(["experiment=seqgan", *quick(tmp_path, *TINY_GAN)]))
+    assert gan["init_from"]["run"] == mle["name"] and gan["init_from"]["part"] == "generator"
+    history = gan["history"]
+    # Starts from the MLE run's generator; the discriminator's pre-training leaves it alone.
+    assert history[0]["probe/oracle_nll"] == pytest.approx(nll[-1], abs=1e-5)
+    assert history[1]["probe/oracle_nll"] == pytest.approx(nll[-1], abs=1e-5)
+    assert "train/d_accuracy" in history[1] and "train/reward" not in history[1]
+    assert any("train/reward" in r for r in history[2:])
+    assert history[-1]["probe/oracle_nll"] != history[1]["probe/oracle_nll"]
+    again = run(compose(["experiment=seqgan", *quick(tmp_path, *TINY_GAN), "results.if_exists=overwrite",
+                         f"paths.checkpoints={tmp_path / 'checkpoints2'}"]))
+    assert json.dumps(again["history"]) == json.dumps(history)  # deterministic for a fixed seed
