@@ -112,12 +112,14 @@ def test_scheduled_sampling_with_full_teacher_forcing_is_teacher_forcing():
     assert not np.allclose(free[:, 1:], forced[:, 1:])
 
 
-def test_discriminator_window_matmul_is_the_convolution():
+def test_discriminator_window_matmul_is_a_valid_1d_convolution():
     disc = sequence.CNNDiscriminator(vocab=50, embed=8, length=12, widths=(1, 3, 12), filters=(4, 5, 6),
                                      rngs=nnx.Rngs(0))
-    x = jax.random.normal(jax.random.key(1), (3, 12, 8))
+    x = jax.random.normal(jax.random.key(1), (5, 12, 8))
     for conv in disc.convs:
-        np.testing.assert_allclose(sequence._valid_conv(x, conv), conv(x), rtol=1e-4, atol=1e-5)
+        expected = jax.lax.conv_general_dilated(x, conv.kernel[...], (1,), "VALID",
+                                                dimension_numbers=("NWC", "WIO", "NWC")) + conv.bias[...]
+        np.testing.assert_allclose(conv(x), expected, rtol=1e-4, atol=1e-5)
     tokens = jax.random.randint(jax.random.key(2), (5, 12), 0, 50)
     assert disc(tokens).shape == (5, 2)
     assert not np.allclose(disc(tokens, dropout_key=jax.random.key(3)), disc(tokens))  # dropout on

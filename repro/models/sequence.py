@@ -180,6 +180,25 @@ class LSTMGenerator(nnx.Module):
         return sample(self.weights(), key, num, self.length, self.start_token)
 
 
+class WindowConv(nnx.Module):
+    """A 1-D 'VALID' convolution over [B, T, in] as one matmul of the stacked windows
+    [B, T - width + 1, width * in] by the kernel [width, in, out]. Not repro.models.conv.Conv:
+    for these shapes (width up to 20, one spatial dimension) the matmul's gradient runs 2x faster
+    on XLA:CPU inside the loop's scan (and 8x faster than a bare nnx.Conv's). Parameters drawn
+    as nnx.Conv draws them (kernel, then bias, one key each)."""
+
+    def __init__(self, in_features: int, out_features: int, width: int, kernel_init, bias_init, *,
+                 rngs: nnx.Rngs):
+        self.kernel = nnx.Param(kernel_init(rngs.params(), (width, in_features, out_features)))
+        self.bias = nnx.Param(bias_init(rngs.params(), (out_features,)))
+
+    def __call__(self, x):
+        kernel = self.kernel[...]
+        width, length = kernel.shape[0], x.shape[1] - kernel.shape[0] + 1
+        windows = jnp.concatenate([x[:, i:i + length] for i in range(width)], axis=-1)
+        return windows @ kernel.reshape(-1, kernel.shape[-1]) + self.bias[...]
+
+
 class CNNDiscriminator(nnx.Module):
     """SeqGAN's discriminator (the authors' discriminator.py): token embeddings, one convolution
     per filter width with max-over-time pooling, a highway layer, dropout, two logits (fake,
@@ -197,9 +216,8 @@ class CNNDiscriminator(nnx.Module):
         self.embedding = nnx.Param(jax.random.uniform(rngs.params(), (vocab, embed), minval=-1.0, maxval=1.0))
         normal = nnx.initializers.truncated_normal(0.1)
         bias = nnx.initializers.constant(0.1)
-        self.convs = nnx.List([nnx.Conv(embed, f, (w,), padding="VALID", kernel_init=normal,
-                                        bias_init=bias, rngs=rngs)
-                                for w, f in zip(widths, filters, strict=True)])
+        self.convs = nnx.List([WindowConv(embed, f, w, normal, bias, rngs=rngs)
+                               for w, f in zip(widths, filters, strict=True)])
         total = sum(filters)
         self.highway_h = nnx.Linear(total, total, rngs=rngs)
         self.highway_t = nnx.Linear(total, total, rngs=rngs)
@@ -208,7 +226,7 @@ class CNNDiscriminator(nnx.Module):
     def __call__(self, tokens, dropout_key=None):
         """Logits [B, 2] (fake, real); dropout only when a key is given (training)."""
         x = self.embedding[...][tokens]
-        pooled = jnp.concatenate([jax.nn.relu(_valid_conv(x, conv)).max(1) for conv in self.convs], -1)
+        pooled = jnp.concatenate([jax.nn.relu(conv(x)).max(1) for conv in self.convs], -1)
         gate = jax.nn.sigmoid(self.highway_t(pooled))  # the authors' gate bias: 0
         h = gate * jax.nn.relu(self.highway_h(pooled)) + (1.0 - gate) * pooled
         if dropout_key is not None and self.dropout:
@@ -222,15 +240,6 @@ class CNNDiscriminator(nnx.Module):
 
     def prob_real(self, tokens):
         return jax.nn.softmax(self(tokens), -1)[:, 1]
-
-
-def _valid_conv(x, conv: nnx.Conv):
-    """conv(x) for 1-D 'VALID' padding as one matmul over the stacked windows: the same numbers,
-    but its gradient inside lax.scan runs 8x faster on XLA:CPU than the convolution's."""
-    kernel = conv.kernel[...]
-    width, length = kernel.shape[0], x.shape[1] - kernel.shape[0] + 1
-    windows = jnp.concatenate([x[:, i:i + length] for i in range(width)], axis=-1)
-    return windows @ kernel.reshape(-1, kernel.shape[-1]) + conv.bias[...]
 
 
 class SeqGAN(nnx.Module):
