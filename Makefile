@@ -10,7 +10,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 ARGS ?=
 
 .PHONY: help venv test test-slow test-kill test-multihost lint bench bench-loop bench-resnet bench-vardrop report papers \
-	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack clean
+	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -40,7 +40,7 @@ test-multihost: venv ## two JAX processes killed and resumed, one lost mid-run (
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: bench-loop bench-resnet bench-vardrop bench-pixelcnn bench-mixture bench-attack ## every benchmark below, one after the other
+bench: bench-loop bench-resnet bench-vardrop bench-pixelcnn bench-mixture bench-attack bench-seqgan ## every benchmark below, one after the other
 
 bench-loop: venv ## the shared loop vs a bare JAX loop; K seeds vmapped vs one
 	$(PY) -m bench.bn_mnist_loop
@@ -53,7 +53,7 @@ report: venv ## results/README.md: reported vs reproduced, with plots
 #   make repro-<paper>   train the runs this machine lacks (into local/), compare with the paper
 #                        and the committed reference, exit 1 if they differ beyond the seed spread
 #   make verify-<paper>  compare the runs already in local/ (no training)
-# <paper>: bn-mnist, vardrop-mnist, pixelcnn-mnist, resnet-cifar10, mixture-backprop, nonrobust-mnist
+# <paper>: bn-mnist, vardrop-mnist, pixelcnn-mnist, resnet-cifar10, mixture-backprop, nonrobust-mnist, seqgan
 # (`make papers`). REPRO_ARGS takes
 # --only/--seeds, ARGS Hydra overrides for every run, e.g.
 #   make repro-vardrop-mnist REPRO_ARGS="--only '*_h100'" ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'
@@ -107,6 +107,9 @@ bench-mixture: venv ## microseconds per reparameterized mixture sample and gradi
 
 bench-attack: venv ## attacked images per second: targeted L2 PGD, 100 steps, the Ilyas et al. MNIST CNN
 	$(PY) -m experiments.nonrobust_mnist.bench $(BENCH_ARGS)
+
+bench-seqgan: venv ## SeqGAN: sampling 10k sequences, an MLE epoch, a discriminator epoch, a generator step (rollouts)
+	$(PY) -m experiments.seqgan.bench $(BENCH_ARGS)
 
 bench-pixelcnn: venv ## PixelCNN training images/s on the shared loop and the time to sample 64 images
 	$(PY) -m experiments.pixelcnn_mnist.bench $(BENCH_ARGS)

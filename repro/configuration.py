@@ -23,6 +23,9 @@ NOT_HASHED = ("seed", "seeds", "tag", "logger", "paths", "results", "progress", 
 # Keys older result files hold that the schema no longer has (train.unroll: convs are fast in a
 # scan since repro/models/conv.py); none changed what a run computes.
 REMOVED_KEYS = ("train.unroll",)
+# Optional keys whose "not used" value changed: a stored former value stands for the current
+# default (optim.groups was None before it became a list).
+FORMER_DEFAULTS = {"optim.groups": None}
 
 if not OmegaConf.has_resolver("prod"):
     OmegaConf.register_new_resolver("prod", lambda xs: math.prod(int(x) for x in xs))
@@ -75,6 +78,8 @@ def from_stored(config: dict) -> DictConfig:
     tree = json.loads(json.dumps(config))
     for dotted in REMOVED_KEYS:
         _drop(tree, dotted)
+    for dotted, former in FORMER_DEFAULTS.items():
+        _drop(tree, dotted, if_equal=former)
     return OmegaConf.merge(OmegaConf.structured(schema.Config), tree)
 
 

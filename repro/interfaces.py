@@ -57,7 +57,13 @@ class Objective(Protocol):
 
     def train_loss(self, model: Model, inputs: jax.Array, labels: jax.Array, *,
                    rngs: nnx.Rngs | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """(scalar loss to minimize, batch-mean metrics logged as `train/<name>`)."""
+        """(scalar loss to minimize, batch-mean metrics logged as `train/<name>`).
+
+        Optional keywords the loop passes when the method takes them: `step` (the traced step
+        number, for schedules) and, for an objective that trains parts of the model in turn,
+        `phase`. Such an objective also has `phases` (the parts: top-level attributes of the
+        model, each with its optimizer in optim.groups) and `phase(step: int) -> (part, steps
+        from `step` on that train it)`, read on the host: each phase runs as its own chunks."""
         ...
 
 
@@ -65,7 +71,8 @@ class Objective(Protocol):
 class Probe(Protocol):
     """A paper-specific measurement (entries of `probes:`), run inside jit at every evaluation, or
     only at the last one when it has `final_only = True`. Returns arrays logged as
-    `probe/<name>` in the history of the result file."""
+    `probe/<name>` in the history of the result file. A probe class whose constructor takes
+    `data_dir` is given the run's data.dir (kept out of its config and so out of the hash)."""
 
     def __call__(self, model: Model, eval_data: dict[str, Batch],
                  preprocess: Callable[..., jax.Array]) -> dict[str, Any]: ...

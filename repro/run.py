@@ -60,6 +60,17 @@ def dataset_for(cfg: DictConfig) -> Dataset:
     return data
 
 
+def _probe(node, cfg):
+    """A configured probe; one whose class takes `data_dir` gets the run's data.dir, outside its
+    config (a machine's path must not enter the config hash)."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    takes_dir = "data_dir" in inspect.signature(get_class(node._target_)).parameters
+    return instantiate(node, **({"data_dir": cfg.data.dir} if takes_dir else {}))
+
+
 def build_trainer(cfg: DictConfig, data: Dataset | None = None,
                   seeds: list[int] | None = None) -> Trainer:
     """Everything a run needs, built from the config; shared by runs, tests and benchmarks
@@ -71,7 +82,7 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
     warm = [warm_start(m, cfg, s) for m, s in zip(models, seeds or [cfg.seed], strict=True)
             ] if cfg.init_from is not None else None
     preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.augment, cfg.data.pad)
-    objective, probes = instantiate(cfg.objective), [instantiate(p) for p in cfg.probes]
+    objective, probes = instantiate(cfg.objective), [_probe(p, cfg) for p in cfg.probes]
     interfaces.check(models[0], interfaces.Model, "model")
     interfaces.check(objective, interfaces.Objective, "objective")
     for probe in probes:

@@ -12,9 +12,10 @@ from repro.models import oracle_lstm
 
 class OracleNLL:
     """Mean per-token NLL (nats) under the oracle of `samples` sequences drawn from the model's
-    generator (the model itself if it has no `generator` part), with a fixed key."""
+    generator (the model itself if it has no `generator` part), with a fixed key. `data_dir`
+    comes from the run (build_trainer passes data.dir), not from the probe's config."""
 
-    def __init__(self, data_dir: str | None = None, samples: int = 10_000, seed: int = 0):
+    def __init__(self, samples: int = 10_000, seed: int = 0, *, data_dir: str | None = None):
         root = resolve_data_dir(data_dir) or Path.home() / ".cache" / "repro"  # where read_online put it
         self.oracle = oracle_lstm.load_oracle(root)
         self.samples, self.seed = samples, seed
