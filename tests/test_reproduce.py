@@ -78,6 +78,12 @@ def test_unknown_paper_and_variant_say_what_exists():
         reproduce.selected(reproduce.find_spec("bn-mnist"), "nothing*")
 
 
+def test_on_demand_variants_run_only_when_named():
+    spec = {"variants": {"short": [], "full": []}, "on_demand": ["full"]}
+    assert reproduce.selected(spec, None) == ["short"]
+    assert reproduce.selected(spec, "full") == ["full"]
+
+
 def test_a_claim_judged_otherwise_on_this_machine_counts_as_a_difference(monkeypatch):
     spec = {"title": "T", "experiment": "debug", "variants": {"a": [], "b": []}, "reported": [],
             "claim_tests": [{"description": "a below b", "a": "a", "b": "b", "metric": "m", "step": None,

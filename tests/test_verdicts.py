@@ -51,6 +51,8 @@ def test_values_can_be_ratios_or_steps_to_a_threshold():
     assert value_of(r, {"metric": "acc", "steps_to": 0.8}) == 20.0
     assert value_of(r, {"metric": "acc", "steps_to": 0.99}) is None  # never reached: no value
     assert value_of(r, {"metric": "missing / b", "step": None}) is None
+    assert value_of(r, {"metric": "b", "over_training": "min"}) == 4.0  # the best evaluation
+    assert value_of(r, {"metric": "acc", "over_training": "max"}) == 0.95
 
 
 def test_claims_hold_are_contradicted_or_stay_unresolved_by_their_interval():
