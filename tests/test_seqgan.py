@@ -154,6 +154,17 @@ def test_adversarial_phases():
         ("discriminator", 1)]
 
 
+def test_online_oracle_is_checked_before_it_is_cached(tmp_path, monkeypatch):
+    import io
+
+    from repro.data import DataError, seqgan_oracle
+
+    monkeypatch.setattr(seqgan_oracle.urllib.request, "urlopen", lambda *a, **k: io.BytesIO(b"not it"))
+    with pytest.raises(DataError, match="nothing was saved"):
+        seqgan_oracle.read_online(str(tmp_path))
+    assert not (tmp_path / "seqgan" / oracle_lstm.ORACLE_FILE).exists()
+
+
 def test_preprocessor_passes_tokens_through():
     tokens = jnp.array([[4999, 0, 7]], jnp.int32)
     out = Preprocessor([0.0], [1.0])(tokens, train=True)

@@ -52,7 +52,12 @@ def read_online(cache_dir: str | None = None):
         except OSError as err:
             raise DataError(f"could not fetch the SeqGAN oracle from {RAW_URL} ({err}); offline, put "
                             "target_params_py3.pkl in <data dir>/seqgan/ and set REPRO_DATA_DIR") from err
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest != oracle_lstm.ORACLE_SHA256:  # never cache a wrong file
+            raise DataError(f"{RAW_URL} gave a file with SHA-256 {digest}, not the authors' "
+                            f"{oracle_lstm.ORACLE_SHA256}; nothing was saved. Try again later, or put "
+                            "the file in <data dir>/seqgan/ and set REPRO_DATA_DIR")
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(raw)
-        tmp.replace(path)  # checked by load_oracle below; a wrong file is refused there
+        tmp.replace(path)
     return read_mirror(root)
