@@ -181,7 +181,7 @@ def test_committed_results_still_match_their_experiment_configs():
     recorded command overrode, and with exactly those changes its config hash is the stored one.
     A changed default (e.g. MNIST scaled by 256) or a key dropped from the hash would silently
     orphan these results in the report; this test names them instead."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf, open_dict
 
     from repro.configuration import NOT_HASHED, from_stored, to_dict
 
@@ -217,7 +217,13 @@ def test_committed_results_still_match_their_experiment_configs():
             problems.append(f"{path.name}: {unexplained} differ from the experiment config "
                             f"(now {now}, stored {then})")
             continue
+        whole = [k for k in sorted(overridden) if isinstance(OmegaConf.select(stored_cfg, k), DictConfig)]
+        for key in whole:  # a group choice (model=seqgan) sets its subtree as a whole
+            with open_dict(cfg):
+                OmegaConf.update(cfg, key, OmegaConf.select(stored_cfg, key), merge=False)
         for key in sorted(diff):  # a parent (e.g. data.derive: null -> {...}) before its leaves
+            if any(key == w or key.startswith(w + ".") for w in whole):
+                continue
             OmegaConf.update(cfg, key, OmegaConf.select(stored_cfg, key), merge=False)
         if config_hash(cfg) != result["config_hash"]:
             problems.append(f"{path.name}: hash now {config_hash(cfg)}, stored {result['config_hash']}")
