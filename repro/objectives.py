@@ -165,9 +165,7 @@ class AdversarialSequence:
         position = (step - self.d_pretrain_steps) % (self.d_steps + 1)
         return ("generator", 1) if position == 0 else ("discriminator", self.d_steps + 1 - position)
 
-    def per_example(self, model, inputs, labels, *, train: bool, rngs=None) -> dict:
-        nll = -model(inputs).mean(-1)  # the generator's NLL of held-out real sequences
-        return {"loss": nll, "nll": nll}
+    per_example = SequenceNLL.per_example  # the generator's NLL of the real sequences
 
     def train_loss(self, model, inputs, labels, *, rngs=None, step=None, phase="discriminator"):
         generator, disc = model.generator, model.discriminator

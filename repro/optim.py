@@ -87,9 +87,9 @@ def _top_key(path) -> str:
 def grouped(optimizers: dict[str, optax.GradientTransformation]) -> optax.GradientTransformationExtraArgs:
     """One optimizer per top-level part of the model (the first key of its parameters' paths,
     e.g. a GAN's `generator` and `discriminator`), each with its own state. `update(...,
-    active={name: bool})` updates only the active parts: the others' parameters and optimizer
-    state stay as they are (alternating updates; Adam's moments do not decay on skipped steps).
-    Each optimizer sees its part's leaves as a list."""
+    active={name: bool})` (Python bools: the loop's phases are static) updates only the active
+    parts: the others' parameters and optimizer state stay as they are (alternating updates;
+    Adam's moments do not decay on skipped steps). Each optimizer sees its part's leaves as a list."""
 
     def parts(tree):
         """({part: [leaves]}, the part of each leaf in flattening order, the tree's structure)."""
@@ -112,17 +112,11 @@ def grouped(optimizers: dict[str, optax.GradientTransformation]) -> optax.Gradie
         params = parts(params)[0] if params is not None else dict.fromkeys(optimizers)
         new_updates, new_state = {}, {}
         for name, opt in optimizers.items():
-            def step(name=name, opt=opt):
-                return opt.update(grads[name], state[name], params[name])
-
-            def skip(name=name):
-                return [jnp.zeros_like(g) for g in grads[name]], state[name]
-
-            flag = True if active is None else active.get(name, True)
-            if isinstance(flag, bool):  # known when traced (the loop's phases): no cond needed
-                new_updates[name], new_state[name] = step() if flag else skip()
+            if active is None or active.get(name, True):
+                new_updates[name], new_state[name] = opt.update(grads[name], state[name], params[name])
             else:
-                new_updates[name], new_state[name] = jax.lax.cond(flag, step, skip)
+                new_updates[name] = [jnp.zeros_like(g) for g in grads[name]]
+                new_state[name] = state[name]
         remaining = {name: iter(leaves) for name, leaves in new_updates.items()}
         leaves = [next(remaining[o]) for o in owners]
         return jax.tree_util.tree_unflatten(treedef, leaves), new_state

@@ -109,8 +109,8 @@ class OptimConfig:
     weight_decay_mask: DecayMask | None = optional()  # null: kernels
     grad_clip: float | None = optional()      # clip the gradient's global norm to this (null: no)
     # One optimizer per top-level part of the model: [{part: <name>, <overrides of the keys above>}],
-    # e.g. a GAN's [{part: generator}, {part: discriminator, lr: 1e-4}]; an objective with
-    # active_groups(step) then says which part each step updates (repro/optim.py: grouped).
+    # e.g. a GAN's [{part: generator}, {part: discriminator, lr: 1e-4}]; an objective with `phases`
+    # then says which part each step updates (repro/optim.py: grouped; repro/interfaces.py).
     groups: list[Any] = optional(factory=list)
 
 

@@ -168,10 +168,6 @@ class LSTMGenerator(nnx.Module):
         """The parameters as the dict the LSTM functions of this module take."""
         return {n: getattr(self, n)[...] for n in LSTM_NAMES}
 
-    def assign(self, weights: dict[str, jax.Array]) -> None:
-        for n in LSTM_NAMES:
-            getattr(self, n)[...] = weights[n]
-
     def __call__(self, tokens, train: bool = False, rngs: nnx.Rngs | None = None):
         """Teacher-forced next-token log-probabilities of the given tokens: [B, T]."""
         return token_log_probs(self.weights(), tokens, self.start_token)
@@ -243,33 +239,12 @@ class CNNDiscriminator(nnx.Module):
 
 
 class SeqGAN(nnx.Module):
-    """Generator and discriminator, trained together (repro.objectives.AdversarialSequence).
-    `pretrained`: a weights file (.weights.npz) of an MLE run of the generator alone, which the
-    generator starts from. Rollouts use the generator itself (see AdversarialSequence)."""
+    """Generator and discriminator, trained together (repro.objectives.AdversarialSequence). The
+    generator starts from an MLE run through `init_from` / `init_part=generator` (repro/warm_start.py)."""
 
-    def __init__(self, generator: dict, discriminator: dict, pretrained: str | None = None, *,
-                 rngs: nnx.Rngs):
+    def __init__(self, generator: dict, discriminator: dict, *, rngs: nnx.Rngs):
         self.generator = LSTMGenerator(**generator, rngs=rngs)
         self.discriminator = CNNDiscriminator(**discriminator, rngs=rngs)
-        if pretrained is not None:
-            self.generator.assign(load_generator_weights(pretrained, self.generator))
 
     def __call__(self, tokens, train: bool = False, rngs: nnx.Rngs | None = None):
         return self.generator(tokens)
-
-
-def load_generator_weights(path: str, template: LSTMGenerator) -> dict[str, jax.Array]:
-    """A generator's parameters from another run's weights file, checked against `template`."""
-    from pathlib import Path
-
-    from repro.weights import load_weights
-
-    if not Path(path).exists():
-        raise FileNotFoundError(
-            f"{path} not found: SeqGAN starts from the weights of an MLE run of the generator. Run it "
-            "first (make repro-seqgan runs the variants in order; by hand: python -m repro "
-            "experiment=seqgan variant=mle with the same seed), or point model.pretrained at it.")
-    _, params, rest = nnx.split(template, nnx.Param, ...)
-    params, _ = load_weights(path, params, rest)
-    return {n: jnp.asarray(params[n][...] if hasattr(params[n], "__getitem__") else params[n])
-            for n in LSTM_NAMES}
