@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from repro import mixture
+from repro import bleu, mixture
 from repro.interfaces import Penalized
 from repro.models import sequence
 
@@ -134,6 +134,21 @@ class SequenceNLL:
         return nll, {"loss": nll, "teacher_forcing": eps}
 
 
+def policy_gradient_loss(generator, score, key, num: int, rollouts: int):
+    """SeqGAN's generator step (Yu et al. 2017, eq. 8): `num` fresh samples of the generator,
+    rewards from `rollouts` Monte Carlo completions per prefix scored by `score` ([N, T] tokens
+    -> [N] rewards, sequence.rollout_rewards), loss -sum over samples and positions of
+    log p(token) * reward (REINFORCE; the authors' sum, no baseline). (loss, metrics)"""
+    length, start = generator.length, generator.start_token
+    key_sample, key_rollout = jax.random.split(key)
+    weights = generator.weights()
+    frozen = jax.lax.stop_gradient(weights)
+    fake = sequence.sample(frozen, key_sample, num, length, start)
+    rewards = sequence.rollout_rewards(frozen, fake, key_rollout, score, rollouts, start)
+    loss = -(sequence.token_log_probs(weights, fake, start) * rewards).sum()
+    return loss, {"loss": loss, "reward": rewards.mean(), "final_reward": rewards[:, -1].mean()}
+
+
 class AdversarialSequence:
     """SeqGAN training (Yu et al. 2017) of a repro.models.sequence.SeqGAN on the shared loop. Its
     `phases` are the model's parts, trained in turn; `phase(step)` says whose steps come next
@@ -170,15 +185,11 @@ class AdversarialSequence:
     def train_loss(self, model, inputs, labels, *, rngs=None, step=None, phase="discriminator"):
         generator, disc = model.generator, model.discriminator
         length, start = generator.length, generator.start_token
-        key_sample, key_other = jax.random.split(rngs.dropout())
-        weights = generator.weights()
-        frozen = jax.lax.stop_gradient(weights)
         if phase == "generator":
             score = lambda tokens: jax.lax.stop_gradient(disc.prob_real(tokens))  # noqa: E731
-            fake = sequence.sample(frozen, key_sample, self.g_batch, length, start)
-            rewards = sequence.rollout_rewards(frozen, fake, key_other, score, self.rollouts, start)
-            loss = -(sequence.token_log_probs(weights, fake, start) * rewards).sum()
-            return loss, {"loss": loss, "reward": rewards.mean()}
+            return policy_gradient_loss(generator, score, rngs.dropout(), self.g_batch, self.rollouts)
+        key_sample, key_other = jax.random.split(rngs.dropout())
+        frozen = jax.lax.stop_gradient(generator.weights())
         fake = sequence.sample(frozen, key_sample, inputs.shape[0], length, start)
         tokens = jnp.concatenate([inputs, fake])
         is_real = jnp.concatenate([jnp.ones(len(inputs), jnp.int32), jnp.zeros(len(fake), jnp.int32)])
@@ -187,3 +198,29 @@ class AdversarialSequence:
         accuracy = (jnp.argmax(logits, -1) == is_real).mean()
         loss = xent + self.l2 * disc.l2()
         return loss, {"loss": loss, "d_xent": xent, "d_accuracy": accuracy}
+
+
+class PolicyGradientBLEU:
+    """PG-BLEU, SeqGAN's baseline (Yu et al. 2017, Table 1): SeqGAN's generator step with no
+    discriminator, each Monte Carlo completion rewarded by its sentence BLEU-`max_n` against the
+    training sequences (repro/bleu.py: clipped n-gram precisions, uniform weights, `smoothing`
+    for an order with no match). Every step is a generator step on `g_batch` fresh samples; the
+    loop's batches of real sequences only serve evaluation. `train_split` is the run's training
+    data, given by build_trainer (it is data, not config)."""
+
+    def __init__(self, vocab: int, max_n: int = 4, smoothing: float = 0.1, g_batch: int = 64,
+                 rollouts: int = 16, *, train_split: dict | None = None):
+        if train_split is None:
+            raise ValueError("PolicyGradientBLEU scores against the training sequences: build it "
+                             "through repro.run.build_trainer, which passes train_split")
+        tokens = train_split["image"].reshape(len(train_split["image"]), -1)
+        self.vocab, self.table = vocab, bleu.ngram_table(tokens, vocab, max_n)
+        self.smoothing, self.g_batch, self.rollouts = smoothing, g_batch, rollouts
+
+    per_example = SequenceNLL.per_example  # the generator's NLL of the real sequences
+
+    def reward(self, tokens):
+        return bleu.sentence_bleu(self.table, tokens, self.vocab, self.smoothing)
+
+    def train_loss(self, model, inputs, labels, *, rngs=None):
+        return policy_gradient_loss(model, self.reward, rngs.dropout(), self.g_batch, self.rollouts)

@@ -60,15 +60,17 @@ def dataset_for(cfg: DictConfig) -> Dataset:
     return data
 
 
-def _probe(node, cfg):
-    """A configured probe; one whose class takes `data_dir` gets the run's data.dir, outside its
-    config (a machine's path must not enter the config hash)."""
+def _with_run_inputs(node, cfg, data: Dataset):
+    """Instantiate a configured objective or probe. A class that takes `data_dir` gets the run's
+    data.dir, one that takes `train_split` the run's training split: what the run has, given
+    outside the node's config (a machine's path or the data must not enter the config hash)."""
     import inspect
 
     from hydra.utils import get_class
 
-    takes_dir = "data_dir" in inspect.signature(get_class(node._target_)).parameters
-    return instantiate(node, **({"data_dir": cfg.data.dir} if takes_dir else {}))
+    takes = inspect.signature(get_class(node._target_)).parameters
+    given = {"data_dir": lambda: cfg.data.dir, "train_split": lambda: data.split("train")}
+    return instantiate(node, **{name: value() for name, value in given.items() if name in takes})
 
 
 def build_trainer(cfg: DictConfig, data: Dataset | None = None,
@@ -82,7 +84,8 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
     warm = [warm_start(m, cfg, s) for m, s in zip(models, seeds or [cfg.seed], strict=True)
             ] if cfg.init_from is not None else None
     preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.augment, cfg.data.pad)
-    objective, probes = instantiate(cfg.objective), [_probe(p, cfg) for p in cfg.probes]
+    objective = _with_run_inputs(cfg.objective, cfg, data)
+    probes = [_with_run_inputs(p, cfg, data) for p in cfg.probes]
     interfaces.check(models[0], interfaces.Model, "model")
     interfaces.check(objective, interfaces.Objective, "objective")
     for probe in probes:
