@@ -23,7 +23,8 @@ floor of log10(2) means "within a factor of 2".
 variants `a` and `b`, d = value(a) - value(b) (or value(a) alone without `b`); the claim
 `expect: lower` (or `higher`) than `than` (default 0) holds when the 95% t-interval of the mean
 of d lies on that side, is contradicted when it lies on the other, and is unresolved otherwise.
-One seed gives no interval: its sign alone is shown, marked as one run.
+`step_b` reads `b` at another step than `a` (e.g. two schedules compared after equal numbers of
+generator steps). One seed gives no interval: its sign alone is shown, marked as one run.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def judge(item: dict, values: list[float]) -> dict:
 def check_claim(claim: dict, groups: dict[str, list[dict]]) -> dict:
     """A claim row (module docstring) measured on the runs of its variants."""
     a = values_by_seed(groups.get(claim["a"], []), claim)
-    b = values_by_seed(groups.get(claim["b"], []), claim) if claim.get("b") else None
+    at_b = {**claim, "step": claim["step_b"]} if "step_b" in claim else claim
+    b = values_by_seed(groups.get(claim["b"], []), at_b) if claim.get("b") else None
     seeds = sorted(set(a) & set(b)) if b is not None else sorted(a)
     d = [a[s] - b[s] for s in seeds] if b is not None else [a[s] for s in seeds]
     row = {**claim, "n": len(d)}

@@ -92,7 +92,7 @@ def test_the_construction_end_to_end_on_a_tiny_mirror_is_deterministic(tiny_data
     assert any(name.endswith(".weights.npz") for name in det["data"]["sha256"])  # names its source model
     again = run(compose([*common, _derive("det", source), "results.if_exists=overwrite"]))
     assert again["history"] == det["history"]  # same source model and seed: same data, same run
-    with pytest.raises(Exception, match="train it first"):
+    with pytest.raises(Exception, match="Train that first"):
         run(compose([*common, _derive("rand", ["train.steps=7"]), "seed=1"]))
 
 

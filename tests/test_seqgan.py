@@ -188,6 +188,12 @@ TINY_GAN = ["model=seqgan", "objective=adversarial_sequence", "tag=seqgan",
             "objective.d_steps=3", "train.batch_size=16", "train.steps=12", "train.chunk_steps=4",
             "train.eval_every=4", "train.checkpoint_every=0"]
 
+TINY_PG_BLEU = ["objective=pg_bleu", "tag=pg_bleu",
+                "init_from=[" + ",".join(f"'{o}'" for o in MLE_SHORT) + "]",
+                "probes.0.samples=2000", "train.eval_batch_size=2000", "objective.rollouts=2",
+                "objective.g_batch=16", "train.steps=4", "train.chunk_steps=2", "train.eval_every=2",
+                "train.checkpoint_every=0"]
+
 
 @needs_oracle
 def test_oracle_data_set():
@@ -222,3 +228,9 @@ def test_short_mle_then_seqgan_runs(tmp_path):
     again = run(compose(["experiment=seqgan", *quick(tmp_path, *TINY_GAN), "results.if_exists=overwrite",
                          f"paths.checkpoints={tmp_path / 'checkpoints2'}"]))
     assert json.dumps(again["history"]) == json.dumps(history)  # deterministic for a fixed seed
+    # PG-BLEU: the whole generator starts from the MLE run; every step is a BLEU-rewarded one.
+    pg = run(compose(["experiment=seqgan", *quick(tmp_path, *TINY_PG_BLEU)]))
+    assert pg["init_from"]["run"] == mle["name"] and pg["init_from"]["part"] is None
+    assert pg["history"][0]["probe/oracle_nll"] == pytest.approx(nll[-1], abs=1e-5)
+    assert all(0.0 < r["train/final_reward"] < 1.0 for r in pg["history"][1:])
+    assert pg["history"][-1]["probe/oracle_nll"] != pg["history"][0]["probe/oracle_nll"]

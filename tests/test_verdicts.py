@@ -74,5 +74,10 @@ def test_claims_hold_are_contradicted_or_stay_unresolved_by_their_interval():
     single = check_claim({**claim, "b": None, "than": 1.5}, {"A": [run(0, err={1: 1.2})]})
     assert single["verdict"] == "holds (one run, no interval)"
     assert check_claim(claim, {})["verdict"] == "not run"
+    # step_b: b read at its own step (A's last value 1.0 against B at step 5, then at its end)
+    staged = {"A": [run(s, err={1: 1.0}) for s in range(3)],
+              "B": [run(s, err={5: 1.5 + s / 100, 9: 0.5}) for s in range(3)]}
+    assert check_claim({**claim, "step_b": 5}, staged)["verdict"] == "holds"
+    assert check_claim(claim, staged)["verdict"] == "contradicted"
     # 95% t-interval: mean -0.25, std 0.05, n 3 -> half-width t(0.975, 2) * 0.05 / sqrt(3) = 0.1242
     assert held["high"] - held["mean"] == pytest.approx(4.302653 * 0.05 / math.sqrt(3), rel=1e-5)

@@ -8,7 +8,6 @@ experiment (`source` overrides, seed 0), read from its result file's weights."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 
 import jax
@@ -17,12 +16,9 @@ import numpy as np
 from flax import nnx
 from hydra.utils import instantiate
 
-from repro import attacks
-from repro.configuration import compose, run_name
+from repro import attacks, warm_start
 from repro.data import DataError
 from repro.data.pipeline import Preprocessor
-from repro.results import result_path
-from repro.weights import load_weights, weights_path
 
 log = logging.getLogger(__name__)
 TARGETS = ("det", "rand")
@@ -30,20 +26,13 @@ TARGETS = ("det", "rand")
 
 def source_model(cfg, source: list[str]):
     """(model, its run name, its weights' SHA-256): the standard model of this experiment that
-    `source` names, trained earlier into cfg.paths.results."""
-    source_cfg = compose([f"experiment={cfg.experiment_name}", *source, "seed=0",
-                          f"paths.results={cfg.paths.results}", f"data.dir={cfg.data.dir}"])
-    name = run_name(source_cfg)
-    weights = weights_path(result_path(cfg.paths.results, cfg.experiment_name, name))
-    if not weights.exists():
-        raise DataError(f"{weights} not found: this data set is made with the standard model of run "
-                        f"{name}; train it first (python -m repro experiment={cfg.experiment_name} "
-                        f"{' '.join(source)} seed=0 paths.results={cfg.paths.results})")
+    `source` names (seed 0), trained earlier into cfg.paths.results."""
+    try:
+        source_cfg, name, weights = warm_start.source_run(cfg, source, seed=0)
+    except FileNotFoundError as missing:  # a data set's input: say so as a data error
+        raise DataError(f"{missing} (the standard model this data set is made with)") from None
     model = instantiate(source_cfg.model, rngs=nnx.Rngs(0))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    params, rest = load_weights(weights, params, rest)
-    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
-    return nnx.merge(graphdef, params, rest), name, sha
+    return model, name, warm_start.load_into(model, weights)
 
 
 class NonRobustFeatures:
