@@ -213,7 +213,8 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
     """Runs of configs the spec does not name: how they differ from the experiment config."""
     base = _flatten(to_dict(compose([f"experiment={spec['experiment']}"])))
     metric = spec.get("headline_metric", "test/accuracy")
-    steps = spec.get("sweep_steps", [None])  # where to read the metric; None = final
+    # where to read the metric: a step, None = the last evaluation, "min"/"max" = the best one
+    steps = spec.get("sweep_steps", [None])
     by_config: dict[str, list[dict]] = {}
     for r in results:
         by_config.setdefault(r["config_hash"], []).append(r)
@@ -226,7 +227,8 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
                 and k not in ("seed", "tag")]
         cells = []
         for step in steps:
-            item = {"metric": metric, "step": step}
+            item = ({"metric": metric, "over_training": step} if step in ("min", "max")
+                    else {"metric": metric, "step": step})
             values = [v for v in (verdicts.value_of(r, item) for r in runs) if v is not None]
             mean, std, _ = verdicts.summarize(values) if values else (math.nan, math.nan, 0)
             cells.append(f"{_fmt(mean, 4)} ± {_fmt(std, 4)}")
@@ -234,7 +236,8 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
             diff.append(f"partial data ({runs[0]['data_partial']})")
         rows.append(f"| {', '.join(diff) or '(no difference in config values)'} | {len(runs)} "
                     f"| {' | '.join(cells)} |")
-    columns = [f"{metric} at {'the end' if s is None else f'step {s}'}" for s in steps]
+    columns = [f"{metric}, {s} over training" if s in ("min", "max")
+               else f"{metric} at {'the end' if s is None else f'step {s}'}" for s in steps]
     header = [f"| differs from the experiment config in | seeds | {' | '.join(columns)} |",
               "|---|---|" + "---|" * len(steps)]
     return "\n".join(header + sorted(rows))

@@ -54,6 +54,7 @@ def test_report_table_uses_only_current_configs(tmp_path, run_overrides, monkeyp
         "title": "Debug paper", "paper": "Nobody 2026", "experiment": "debug",
         "command": "make nothing",
         "variants": {"sgd": ["optim.lr=0.5"], "fast": ["optim.lr=1.0"]},
+        "sweep_steps": [None, "max"],
         "reported": [
             {"description": "final test accuracy", "variant": "sgd", "metric": "test/accuracy",
              "step": None, "value": 0.5, "floor": 0.6, "source": "Table 1"},
@@ -88,6 +89,13 @@ def test_report_table_uses_only_current_configs(tmp_path, run_overrides, monkeyp
     assert "not run" in row_fast
     assert "2 reported numbers: 0 run with all seeds, 1 partly run, 1 not run; 1 of the 1 run within" in text
     assert "1 other result file(s)" in text and "optim.lr=0.05" in text
+    other = next(line for line in text.splitlines() if line.startswith("| optim.lr=0.05"))
+    slow = next(r for r in load_results(results_dir, "debug") if r["config"]["optim"]["lr"] == 0.05)
+    accuracies = [r["test/accuracy"] for r in slow["history"] if "test/accuracy" in r]
+    assert "| test/accuracy at the end | test/accuracy, max over training |" in text
+    cells = [c.strip() for c in other.split("|")]
+    assert cells[3].startswith(report._fmt(accuracies[-1], 4))
+    assert cells[4].startswith(report._fmt(max(accuracies), 4))
     assert "2 result file(s) could not be read" in text
     assert "empty.json is not a readable result file" in text and "nohash.json lacks" in text
     assert len(load_results(results_dir, "debug")) == 3

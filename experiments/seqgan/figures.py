@@ -15,19 +15,23 @@ import numpy as np  # noqa: E402
 
 METRIC = "probe/oracle_nll"
 MLE_EPOCHS = 120
-COLORS = {"mle": "tab:blue", "ss": "tab:green", "seqgan_reduced": "tab:red", "seqgan": "tab:purple"}
-TABLE = {"mle": "mle", "ss": "schedule_sampling", "seqgan_reduced": "seqgan", "seqgan": "seqgan"}
+COLORS = {"mle": "tab:blue", "ss": "tab:green", "seqgan_reduced": "tab:red", "seqgan": "tab:purple",
+          "pg_bleu": "tab:orange"}
+TABLE = {"mle": "mle", "ss": "schedule_sampling", "seqgan_reduced": "seqgan", "seqgan": "seqgan",
+         "pg_bleu": "pg_bleu"}
 
 
 def epochs_of(run: dict, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(epochs on the authors' axis, which to plot): MLE epochs, or 120 + adversarial epochs for
-    SeqGAN runs (their discriminator pre-training, which leaves the generator alone, left out)."""
-    cfg = run["config"]
-    if cfg["objective"]["_target_"].endswith("AdversarialSequence"):
-        objective = cfg["objective"]
+    SeqGAN runs (their discriminator pre-training, which leaves the generator alone, left out)
+    and PG-BLEU runs (one generator step per adversarial epoch, as in SeqGAN)."""
+    cfg, objective = run["config"], run["config"]["objective"]
+    if objective["_target_"].endswith("AdversarialSequence"):
         since = (steps - objective["d_pretrain_steps"]) / (objective["d_steps"] + 1)
         return MLE_EPOCHS + since, since >= 0
-    return steps * cfg["train"]["batch_size"] / 10_000, np.ones(len(steps), bool)
+    if objective["_target_"].endswith("PolicyGradientBLEU"):
+        return MLE_EPOCHS + steps, np.ones(len(steps), bool)
+    return steps * cfg["train"]["batch_size"] / run["data"]["splits"]["train"], np.ones(len(steps), bool)
 
 
 def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Path):
