@@ -89,3 +89,9 @@ def interrupted_run(cfg, at_step: int) -> None:
 
     with pytest.raises(Interrupt):
         run(cfg, callbacks=[stop])
+
+
+def latest_checkpoint(where: Path) -> int:
+    """The newest checkpoint step a run writing under <where>/checkpoints has saved (-1: none)."""
+    steps = [int(p.name) for p in (where / "checkpoints").glob("debug/*/*") if p.name.isdigit()]
+    return max(steps, default=-1)

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from conftest import latest_checkpoint
 
 KILLS = 12
 COMMON = ["experiment=debug", "data.allow_partial=true", "logger.mode=disabled", "progress=false",
@@ -21,11 +22,6 @@ def _command(data_dir, where):
     return [sys.executable, "-m", "repro", *COMMON, f"data.dir={data_dir}",
             f"paths.results={where}/results", f"paths.checkpoints={where}/checkpoints",
             f"hydra.run.dir={where}/outputs"]
-
-
-def _latest_checkpoint(where) -> int:
-    steps = [int(p.name) for p in (where / "checkpoints").glob("debug/*/*") if p.name.isdigit()]
-    return max(steps, default=-1)
 
 
 def _result(where) -> dict:
@@ -43,14 +39,14 @@ def test_killed_at_random_moments_and_rerun_gives_the_uninterrupted_result(tiny_
     where = tmp_path / "killed"
     killed_after = []
     for attempt in range(KILLS):
-        before = _latest_checkpoint(where)
+        before = latest_checkpoint(where)
         proc = subprocess.Popen(_command(tiny_data_dir, where), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         if attempt % 4 == 3:  # now and then during start-up (imports, data, compile, restore)
             time.sleep(rng.uniform(0.2, 2.0))
         else:  # mostly once training has gone on past the last checkpoint: mid-chunk or mid-save
             deadline = time.monotonic() + 300
-            while _latest_checkpoint(where) == before and proc.poll() is None:
+            while latest_checkpoint(where) == before and proc.poll() is None:
                 assert time.monotonic() < deadline, "no new checkpoint within 300 s"
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.0, 1.0))
@@ -58,7 +54,7 @@ def test_killed_at_random_moments_and_rerun_gives_the_uninterrupted_result(tiny_
             break  # finished before this kill came
         proc.kill()  # SIGKILL: no cleanup, as an OOM kill or a lost node
         proc.wait(timeout=60)
-        killed_after.append(_latest_checkpoint(where))
+        killed_after.append(latest_checkpoint(where))
     final = subprocess.run(_command(tiny_data_dir, where), capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
 

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from conftest import latest_checkpoint
 from omegaconf import OmegaConf
 
 from repro.configuration import CONFIG_DIR
@@ -83,11 +84,6 @@ def test_two_processes_train_exactly_as_one_process_with_two_devices(tiny_data_d
     assert "wrote" in logs[0] and "wrote" not in logs[1]
 
 
-def _latest_checkpoint(where) -> int:
-    steps = [int(p.name) for p in (where / "checkpoints").glob("debug/*/*") if p.name.isdigit()]
-    return max(steps, default=-1)
-
-
 @pytest.mark.slow
 def test_killed_processes_resume_to_the_uninterrupted_result(tiny_data_dir, tmp_path):
     run = ["train.steps=3000", "train.checkpoint_every=100", "logger.mode=disabled"]
@@ -96,7 +92,7 @@ def test_killed_processes_resume_to_the_uninterrupted_result(tiny_data_dir, tmp_
     where = tmp_path / "killed"
     procs = _launch(tiny_data_dir, where, 2, *run)
     deadline = time.monotonic() + 300
-    while _latest_checkpoint(where) < 200 and all(p.poll() is None for p in procs):
+    while latest_checkpoint(where) < 200 and all(p.poll() is None for p in procs):
         assert time.monotonic() < deadline, "no checkpoint within 300 s"
         time.sleep(0.05)
     for p in procs:
@@ -114,7 +110,7 @@ def test_a_killed_process_stops_the_other_with_a_clear_error(tiny_data_dir, tmp_
     procs = _launch(tiny_data_dir, where, 2, "train.steps=100000", "train.checkpoint_every=100",
                     "logger.mode=disabled", "distributed_timeout_s=20")
     deadline = time.monotonic() + 300
-    while _latest_checkpoint(where) < 100 and procs[0].poll() is None:  # training is under way
+    while latest_checkpoint(where) < 100 and procs[0].poll() is None:  # training is under way
         assert time.monotonic() < deadline, "no checkpoint within 300 s"
         time.sleep(0.05)
     procs[1].kill()

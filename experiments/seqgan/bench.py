@@ -1,8 +1,8 @@
 """What SeqGAN costs on this machine: sampling 10,000 sequences from the oracle (the inverse-CDF
 sampler against jax.random.categorical), one MLE epoch, one discriminator epoch (312 steps of
-32 real + 32 generated sequences) and one adversarial generator step (64 samples, 16 rollouts
-per prefix, rewards, update), each a compiled chunk of the shared loop; FLOP/s against the
-measured matmul peak:
+32 real + 32 generated sequences), one adversarial generator step (64 samples, 16 rollouts
+per prefix, rewards, update) and one PG-BLEU step (the same with BLEU rewards), each a compiled
+chunk of the shared loop, and the BLEU reward alone; FLOP/s against the measured matmul peak:
 
     python -m experiments.seqgan.bench [--repeats 2]      (make bench-seqgan)
 
@@ -88,6 +88,16 @@ def main() -> None:
     tokens = g * t + (t - 1) * r * g * (t - 1) + 3 * g * t
     g_flops = per_sequence * g * ((t - 1) * r + 1) + lstm_flops_per_token() * tokens
     rows.append(("one generator step (64 samples, 16 rollouts)", timing["ms_per_step"] / 1e3, g_flops))
+
+    # PG-BLEU: the same step with BLEU-4 against the 10,000 training sequences as the reward.
+    pg = build_trainer(compose(["experiment=seqgan", "objective=pg_bleu", "train.checkpoint_every=0"]), data)
+    timing, _ = time_chunk(pg, 1, args.repeats)
+    rows.append(("one PG-BLEU generator step (64 samples, 16 rollouts)", timing["ms_per_step"] / 1e3,
+                 lstm_flops_per_token() * tokens))
+    reward = jax.jit(pg.objective.reward)
+    rollouts = jax.numpy.asarray(data.split("test")["image"][:r * g])
+    rows.append((f"BLEU-4 reward of {r * g} sequences", best_of(lambda: reward(rollouts), args.repeats),
+                 0.0))
 
     print("| what | seconds | GFLOP | GFLOP/s | of matmul peak |")
     print("|---|---|---|---|---|")
