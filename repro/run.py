@@ -236,13 +236,26 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
     timing = elapsed(cfg.train.steps)
     timing.update(steps_per_second=timing["steps"] / max(timing["train_seconds"], 1e-9),
                   vmapped_seeds=seeds if stacked else None)
+    results = _result_records(cfg, members, names, history, stacked, data, trainer, timing, bool(prior),
+                              origin)
+    if lead:
+        _write_results(cfg, results, state, stacked)
+    if checkpointer and not cfg.train.keep_checkpoints:
+        shutil.rmtree(checkpointer.directory, ignore_errors=True)
+    return results
+
+
+def _result_records(cfg, members, names, history, stacked, data, trainer, timing, resumed,
+                    origin) -> list[dict]:
+    """One result dict per seed of `members`: its config, data, history, timing and provenance."""
     results = []
     private = provenance.private_paths(cfg.data.dir)  # machine paths stay out of result files
     for i, member in enumerate(members):
         own = [seed_record(r, i) for r in history] if stacked else history
         final = next(r for r in reversed(own) if any("/" in k and not k.startswith("train/")
                                                       for k in r))
-        result = {
+        out_path = result_path(cfg.paths.results, cfg.experiment_name, names[i])
+        results.append({
             "experiment": member.experiment_name,
             "name": names[i],
             "tag": member.tag,
@@ -255,21 +268,22 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
             "final": final,
             "history": own,
             "timing": timing,
-            "resumed": bool(prior),
+            "resumed": resumed,
             "init_from": trainer.init_from[i] if trainer.init_from else None,
             "provenance": origin,
-        }
-        out_path = result_path(cfg.paths.results, cfg.experiment_name, names[i])
-        result["weights"] = weights_path(out_path).name  # beside it, git-ignored (repro/weights.py)
-        if lead:
-            write_result(out_path, result, if_exists=cfg.results.if_exists)
-            params, rest = state["params"], state["rest"]
-            if stacked:  # this seed's slice of the vmapped state
-                params, rest = jax.tree.map(lambda x, i=i: x[i], (params, rest))
-            save_weights(weights_path(out_path), params, rest)
-            log.info("wrote %s: %s", out_path, {k: round(v, 5) for k, v in final.items()
-                                                if isinstance(v, float)})
-        results.append(result)
-    if checkpointer and not cfg.train.keep_checkpoints:
-        shutil.rmtree(checkpointer.directory, ignore_errors=True)
+            "weights": weights_path(out_path).name,  # beside it, git-ignored (repro/weights.py)
+        })
     return results
+
+
+def _write_results(cfg, results: list[dict], state, stacked: bool) -> None:
+    """Each seed's result file and, beside it, its final weights (its slice of a vmapped state)."""
+    for i, result in enumerate(results):
+        out_path = result_path(cfg.paths.results, cfg.experiment_name, result["name"])
+        write_result(out_path, result, if_exists=cfg.results.if_exists)
+        params, rest = state["params"], state["rest"]
+        if stacked:
+            params, rest = jax.tree.map(lambda x, i=i: x[i], (params, rest))
+        save_weights(weights_path(out_path), params, rest)
+        log.info("wrote %s: %s", out_path, {k: round(v, 5) for k, v in result["final"].items()
+                                            if isinstance(v, float)})
