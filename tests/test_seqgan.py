@@ -216,6 +216,7 @@ def test_short_mle_then_seqgan_runs(tmp_path):
     mle = run(compose(["experiment=seqgan", *quick(tmp_path, *MLE_SHORT)]))
     nll = [r["probe/oracle_nll"] for r in mle["history"]]
     assert nll[-1] < nll[0] - 0.5  # 11.4 untrained
+    assert all(r["probe/distinct"] == 1.0 for r in mle["history"])  # 2,000 samples, none repeated
     gan = run(compose(["experiment=seqgan", *quick(tmp_path, *TINY_GAN)]))
     assert gan["init_from"]["run"] == mle["name"] and gan["init_from"]["part"] == "generator"
     history = gan["history"]
@@ -234,3 +235,11 @@ def test_short_mle_then_seqgan_runs(tmp_path):
     assert pg["history"][0]["probe/oracle_nll"] == pytest.approx(nll[-1], abs=1e-5)
     assert all(0.0 < r["train/final_reward"] < 1.0 for r in pg["history"][1:])
     assert pg["history"][-1]["probe/oracle_nll"] != pg["history"][0]["probe/oracle_nll"]
+
+
+def test_distinct_fraction_counts_repeated_sequences():
+    from experiments.seqgan.probes import distinct_fraction
+
+    tokens = jnp.array([[1, 2, 3], [1, 2, 3], [3, 2, 1], [1, 2, 4], [3, 2, 1], [0, 0, 0]])
+    assert float(jax.jit(distinct_fraction)(tokens)) == pytest.approx(4 / 6)
+    assert float(distinct_fraction(jnp.arange(12).reshape(4, 3))) == 1.0
