@@ -63,7 +63,9 @@ class Objective(Protocol):
         number, for schedules) and, for an objective that trains parts of the model in turn,
         `phase`. Such an objective also has `phases` (the parts: top-level attributes of the
         model, each with its optimizer in optim.groups) and `phase(step: int) -> (part, steps
-        from `step` on that train it)`, read on the host: each phase runs as its own chunks."""
+        from `step` on that train it)`, read on the host: each phase runs as its own chunks.
+        An objective class whose constructor takes `train_split` (or `data_dir`) is given the
+        run's training split (or data.dir), outside its config (repro/run.py: _with_run_inputs)."""
         ...
 
 
@@ -72,7 +74,8 @@ class Probe(Protocol):
     """A paper-specific measurement (entries of `probes:`), run inside jit at every evaluation, or
     only at the last one when it has `final_only = True`. Returns arrays logged as
     `probe/<name>` in the history of the result file. A probe class whose constructor takes
-    `data_dir` is given the run's data.dir (kept out of its config and so out of the hash)."""
+    `data_dir` (or `train_split`) is given the run's data.dir (or training split), kept out of
+    its config and so out of the hash."""
 
     def __call__(self, model: Model, eval_data: dict[str, Batch],
                  preprocess: Callable[..., jax.Array]) -> dict[str, Any]: ...

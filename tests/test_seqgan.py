@@ -179,18 +179,18 @@ def quick(tmp_path, *extra):
 
 MLE_SHORT = ["probes.0.samples=2000", "train.eval_batch_size=2000", "train.steps=60", "train.chunk_steps=30",
              "train.eval_every=30", "train.checkpoint_every=0"]
+FROM_MLE_SHORT = "init_from=[" + ",".join(f"'{o}'" for o in MLE_SHORT) + "]"
 TINY_GAN = ["model=seqgan", "objective=adversarial_sequence", "tag=seqgan",
             "optim.groups=[{part:generator},{part:discriminator,lr:0.0001,grad_clip:null}]",
-            "init_from=[" + ",".join(f"'{o}'" for o in MLE_SHORT) + "]", "init_part=generator",
+            FROM_MLE_SHORT, "init_part=generator",
             "probes.0.samples=2000", "train.eval_batch_size=2000",
             "model.discriminator.widths=[1,2,20]", "model.discriminator.filters=[8,8,8]",
             "objective.rollouts=2", "objective.g_batch=16", "objective.d_pretrain_steps=4",
             "objective.d_steps=3", "train.batch_size=16", "train.steps=12", "train.chunk_steps=4",
             "train.eval_every=4", "train.checkpoint_every=0"]
 
-TINY_PG_BLEU = ["objective=pg_bleu", "tag=pg_bleu",
-                "init_from=[" + ",".join(f"'{o}'" for o in MLE_SHORT) + "]",
-                "probes.0.samples=2000", "train.eval_batch_size=2000", "objective.rollouts=2",
+TINY_PG_BLEU = ["objective=pg_bleu", "tag=pg_bleu", FROM_MLE_SHORT, "probes.0.samples=2000",
+                "train.eval_batch_size=2000", "objective.rollouts=2",
                 "objective.g_batch=16", "train.steps=4", "train.chunk_steps=2", "train.eval_every=2",
                 "train.checkpoint_every=0"]
 

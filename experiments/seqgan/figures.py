@@ -68,7 +68,7 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
            title="oracle NLL, the paper's range (dotted: Table 1)")
     wide.set(xlabel=xlabel, ylabel="oracle NLL (nats/token)", title="oracle NLL, whole range")
     held_out.set(xlabel=xlabel, ylabel="NLL of held-out real sequences (nats/token)",
-                 title="the generator's NLL of the 10,000 test sequences")
+                 title="the generator's NLL of the held-out test sequences")
     for axis in (ax, wide, held_out):
         axis.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper right")
