@@ -29,7 +29,7 @@ from hydra.utils import instantiate
 from bench.timing import best_of, time_chunk
 from repro.configuration import compose
 from repro.data import Dataset
-from repro.data.pipeline import normalize, random_crop_flip
+from repro.data.transforms import normalize, random_crop_flip
 from repro.run import build_trainer
 
 

@@ -24,7 +24,7 @@ import optax
 from flax import nnx
 from jax import lax
 
-from repro.data.pipeline import normalize, random_crop_flip
+from repro.data.transforms import normalize, random_crop_flip
 from repro.models import conv as suite_conv
 from repro.models.resnet import CifarResNet, ConvBN
 

@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 
 from bench.bn_mnist_loop import synthetic_mnist
 from repro.configuration import compose
-from repro.data.pipeline import Preprocessor
+from repro.data.transforms import for_data
 from repro.loop import Trainer, seed_keys
 from repro.optim import make_optimizer
 
@@ -31,7 +31,7 @@ def trainer_for(seeds, data, batchnorm=True):
     models = [instantiate(cfg.model, rngs=nnx.Rngs(k["init"])) for k in keys]
     one = len(seeds) == 1
     return Trainer(models[0] if one else models, make_optimizer(cfg.optim), instantiate(cfg.objective),
-                   Preprocessor(cfg.data.mean, cfg.data.std), data["train"], {"test": data["test"]},
+                   for_data(cfg.data, None), data["train"], {"test": data["test"]},
                    batch_size=cfg.train.batch_size, keys=keys[0] if one else keys,
                    eval_batch_size=1000)
 

@@ -24,10 +24,10 @@ def _per_example_norm(x):
     return jnp.sqrt((x * x).reshape(x.shape[0], -1).sum(-1)).reshape(-1, *([1] * (x.ndim - 1)))
 
 
-def unit_range_logits(model, preprocess) -> Callable:
-    """The classifier's logits as a function of images in [0, 1], the attack's space; `preprocess`
-    is the run's (repro.data.pipeline.Preprocessor: pixels in 0..255 units in)."""
-    return lambda x: model(preprocess(x * 255.0, train=False), train=False)
+def unit_range_logits(model, transforms) -> Callable:
+    """The classifier's logits as a function of images in [0, 1], the attack's space; `transforms`
+    are the run's evaluation transforms (repro.data.transforms: pixels in 0..255 units in)."""
+    return lambda x: model(transforms({"image": x * 255.0}, train=False)["image"], train=False)
 
 
 def cross_entropy(logits_fn: Callable) -> Callable:

@@ -16,7 +16,17 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 from flax import nnx
 
-Batch = dict[str, jax.Array]  # {"image": ..., "label": ..., "mask": ...}: one split, batched
+Batch = dict[str, jax.Array]  # named fields (repro/data/fields.py), e.g. {"image", "label"}
+
+# What a class may declare in its `needs` (a tuple class attribute) to be given it:
+NEEDS = {
+    "step": "train_loss gets step= (the traced step number, for schedules)",
+    "phase": "train_loss gets phase= (the part of the model this chunk trains); the class has "
+             "`phases` (parts, each with its optimizer in optim.groups) and `phase(step) -> (part, "
+             "steps from `step` on that train it)`, read on the host",
+    "train_split": "the constructor gets train_split= (the run's training split, host arrays)",
+    "data_dir": "the constructor gets data_dir= (the run's data.dir)",
+}
 
 
 @runtime_checkable
@@ -49,23 +59,20 @@ class Constrained(Protocol):
 class Objective(Protocol):
     """From the `objective` group: what is trained and evaluated."""
 
-    def per_example(self, model: Model, inputs: jax.Array, labels: jax.Array, *, train: bool,
+    def per_example(self, model: Model, batch: Batch, *, train: bool,
                     rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-        """Metrics of each example, shape [batch]; must include 'loss'. Evaluation averages them
-        over the real examples of a split (padding masked out) into `<split>/<name>`."""
+        """Metrics of each example of the (transformed) batch, shape [batch]; must include
+        'loss'. Evaluation averages them over the real examples of a split (padding masked
+        out) into `<split>/<name>`."""
         ...
 
-    def train_loss(self, model: Model, inputs: jax.Array, labels: jax.Array, *,
+    def train_loss(self, model: Model, batch: Batch, *,
                    rngs: nnx.Rngs | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
         """(scalar loss to minimize, batch-mean metrics logged as `train/<name>`).
 
-        Optional keywords the loop passes when the method takes them: `step` (the traced step
-        number, for schedules) and, for an objective that trains parts of the model in turn,
-        `phase`. Such an objective also has `phases` (the parts: top-level attributes of the
-        model, each with its optimizer in optim.groups) and `phase(step: int) -> (part, steps
-        from `step` on that train it)`, read on the host: each phase runs as its own chunks.
-        An objective class whose constructor takes `train_split` (or `data_dir`) is given the
-        run's training split (or data.dir), outside its config (repro/run.py: _with_run_inputs)."""
+        What else it needs it declares in `needs` (NEEDS above): "step" and "phase" add those
+        keywords; "train_split" and "data_dir" are given to the constructor, outside its config
+        (repro/run.py: _with_run_inputs), so neither the data nor a path enters the hash."""
         ...
 
 
@@ -73,12 +80,13 @@ class Objective(Protocol):
 class Probe(Protocol):
     """A paper-specific measurement (entries of `probes:`), run inside jit at every evaluation, or
     only at the last one when it has `final_only = True`. Returns arrays logged as
-    `probe/<name>` in the history of the result file. A probe class whose constructor takes
-    `data_dir` (or `train_split`) is given the run's data.dir (or training split), kept out of
-    its config and so out of the hash."""
+    `probe/<name>` in the history of the result file. `eval_data[split]` holds every field
+    batched [num_batches, batch, ...] and `batch_mask`; `transforms(batch, train=False)` turns
+    a batch dict into the model's input dict. A probe may declare `needs` ("data_dir",
+    "train_split"): given to its constructor, kept out of its config and so out of the hash."""
 
     def __call__(self, model: Model, eval_data: dict[str, Batch],
-                 preprocess: Callable[..., jax.Array]) -> dict[str, Any]: ...
+                 transforms: Callable[..., Batch]) -> dict[str, Any]: ...
 
 
 def check(obj: object, protocol: type, what: str) -> None:
@@ -89,3 +97,22 @@ def check(obj: object, protocol: type, what: str) -> None:
         missing = [name for name in methods if not callable(getattr(obj, name, None))]
         raise TypeError(f"{what} {type(obj).__module__}.{type(obj).__qualname__} does not provide the "
                         f"repro.interfaces.{protocol.__name__} interface (missing: {', '.join(missing)})")
+
+
+def check_needs(obj: object, what: str) -> tuple[str, ...]:
+    """The `needs` a configured class declares, checked: known names, and the methods and
+    keywords they promise present. An error names what is missing."""
+    import inspect
+
+    needs = tuple(getattr(obj, "needs", ()))
+    name = f"{what} {type(obj).__module__}.{type(obj).__qualname__}"
+    unknown = [n for n in needs if n not in NEEDS]
+    if unknown:
+        raise TypeError(f"{name} needs {unknown}, which the loop does not give; it gives: "
+                        + "; ".join(f"{k}: {v}" for k, v in NEEDS.items()))
+    for keyword in ("step", "phase"):
+        if keyword in needs and keyword not in inspect.signature(obj.train_loss).parameters:
+            raise TypeError(f"{name} needs {keyword!r} but its train_loss takes no {keyword}= keyword")
+    if "phase" in needs and not (getattr(obj, "phases", None) and callable(getattr(obj, "phase", None))):
+        raise TypeError(f"{name} needs 'phase' but lacks `phases` (its parts) or `phase(step)`")
+    return needs

@@ -7,7 +7,6 @@ training split; metrics stay on the device and are read back once per chunk.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Sequence
 
@@ -17,6 +16,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from repro.data.fields import split_size
 from repro.data.pipeline import batch_indices
 from repro.interfaces import Constrained
 from repro.parallel import check_batch, replicate, shard_batch
@@ -34,9 +34,13 @@ def seed_keys(seed: int) -> dict[str, jax.Array]:
     return {name: jax.random.fold_in(root, i) for i, name in enumerate(KEY_PURPOSES)}
 
 
+LOOP_INPUTS = ("step", "phase")  # what train_loss may declare in `needs` (the rest: repro/run.py)
+
+
 def pad_for_eval(split: dict[str, np.ndarray], batch_size: int):
-    """(N, ...) -> (num_batches, batch_size, ...) plus a 0/1 mask for the padding."""
-    n = len(split["label"])
+    """Every field (N, ...) -> (num_batches, batch_size, ...), zero-padded, plus `batch_mask`:
+    1 for a real example, 0 for padding."""
+    n = split_size(split)
     batch_size = min(batch_size, n)
     num_batches = -(-n // batch_size)
     pad = num_batches * batch_size - n
@@ -46,8 +50,8 @@ def pad_for_eval(split: dict[str, np.ndarray], batch_size: int):
         return a.reshape(num_batches, batch_size, *a.shape[1:])
 
     mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-    return {"image": reshape(split["image"]), "label": reshape(split["label"]),
-            "mask": mask.reshape(num_batches, batch_size)}
+    return {**{name: reshape(v) for name, v in split.items()},
+            "batch_mask": mask.reshape(num_batches, batch_size)}
 
 
 class Trainer:
@@ -67,7 +71,7 @@ class Trainer:
         model: nnx.Module | Sequence[nnx.Module],
         optimizer: optax.GradientTransformation,
         objective,
-        preprocess: Callable,
+        transforms: Callable,
         train_split: dict[str, np.ndarray],
         eval_splits: dict[str, dict[str, np.ndarray]],
         *,
@@ -81,7 +85,7 @@ class Trainer:
         check_batch(batch_size, mesh)
         check_batch(eval_batch_size, mesh)
         self.mesh = mesh
-        self.optimizer, self.objective, self.preprocess = optimizer, objective, preprocess
+        self.optimizer, self.objective, self.transforms = optimizer, objective, transforms
         self.batch_size = batch_size
         self.probes = [p for p in probes if not getattr(p, "final_only", False)]
         self.final_probes = [p for p in probes if getattr(p, "final_only", False)]
@@ -89,8 +93,8 @@ class Trainer:
         models, key_dicts = (list(model), list(keys)) if self.stacked else ([model], [keys])
         self.constrained = isinstance(models[0], Constrained)
         # Objectives may read the step (schedules) and alternate between parts of the model.
-        self.loss_takes_step = "step" in inspect.signature(objective.train_loss).parameters
-        self.phases = tuple(getattr(objective, "phases", ()))
+        self.loss_inputs = [n for n in getattr(objective, "needs", ()) if n in LOOP_INPUTS]
+        self.phases = tuple(getattr(objective, "phases", ())) if "phase" in self.loss_inputs else ()
         states = []
         for m in models:
             self.graphdef, params, rest = nnx.split(m, nnx.Param, ...)
@@ -103,8 +107,8 @@ class Trainer:
         self.seeds = list(seeds) if seeds is not None else list(range(len(models)))  # for errors
         self.initial_state = replicate(states[0], mesh)
         # Data goes to the device(s) once; every batch is gathered from it inside the step.
-        self.train_data = replicate({k: train_split[k] for k in ("image", "label")}, mesh)
-        self.num_train = len(train_split["label"])
+        self.train_data = replicate(dict(train_split), mesh)
+        self.num_train = split_size(train_split)
         self.eval_data = {
             name: replicate(pad_for_eval(split, eval_batch_size), mesh)
             for name, split in eval_splits.items()
@@ -127,24 +131,22 @@ class Trainer:
 
     # ----- device functions -------------------------------------------------------------
     def gather_batch(self, data, idx):
-        """The batch at these indices, split over the data-parallel devices (if any)."""
-        return shard_batch(data["image"][idx], self.mesh), shard_batch(data["label"][idx], self.mesh)
+        """The batch (every field) at these indices, split over the data-parallel devices (if any)."""
+        return {name: shard_batch(field[idx], self.mesh) for name, field in data.items()}
 
     def _train_step(self, state, idx, data, keys, phase: str | None = None):
         step = state["step"]
-        images, labels = self.gather_batch(data, idx)
-        inputs = self.preprocess(images, key=jax.random.fold_in(keys["augment"], step), train=True)
+        batch = self.transforms(self.gather_batch(data, idx),
+                                key=jax.random.fold_in(keys["augment"], step), train=True)
         dropout_key = jax.random.fold_in(keys["dropout"], step)
-        loss_args = {"step": step} if self.loss_takes_step else {}
-        if phase is not None:
-            loss_args["phase"] = phase
+        loss_args = {name: {"step": step, "phase": phase}[name] for name in self.loss_inputs}
 
         def loss_fn(params):
             # Rngs made inside the differentiated trace: drawing a key mutates its counter.
             dropout = nnx.Rngs(dropout=dropout_key)
             # Fresh Variables for the non-param state, so BN can update them in this trace.
             model = nnx.merge(self.graphdef, params, jax.tree.map(lambda a: a, state["rest"]))
-            loss, metrics = self.objective.train_loss(model, inputs, labels, rngs=dropout, **loss_args)
+            loss, metrics = self.objective.train_loss(model, batch, rngs=dropout, **loss_args)
             return loss, (metrics, nnx.split(model, nnx.Param, ...)[2])
 
         (loss, (metrics, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
@@ -179,20 +181,19 @@ class Trainer:
         model = nnx.merge(self.graphdef, params, rest)
 
         def body(_, batch):
-            batch = {k: shard_batch(v, self.mesh) for k, v in batch.items()}
-            inputs = self.preprocess(batch["image"], train=False)
-            metrics = self.objective.per_example(model, inputs, batch["label"], train=False)
-            return None, {k: (v * batch["mask"]).sum() for k, v in metrics.items()}
+            batch = self.transforms({k: shard_batch(v, self.mesh) for k, v in batch.items()}, train=False)
+            metrics = self.objective.per_example(model, batch, train=False)
+            return None, {k: (v * batch["batch_mask"]).sum() for k, v in metrics.items()}
 
         _, sums = jax.lax.scan(body, None, split)
-        count = split["mask"].sum()
+        count = split["batch_mask"].sum()
         return {k: v.sum() / count for k, v in sums.items()}
 
     def _run_probes(self, params, rest, eval_data, probes):
         model = nnx.merge(self.graphdef, params, rest)
         out = {}
         for probe in probes:
-            out.update(probe(model, eval_data, self.preprocess))
+            out.update(probe(model, eval_data, self.transforms))
         return out
 
     # ----- host side --------------------------------------------------------------------

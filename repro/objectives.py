@@ -1,7 +1,9 @@
-"""What a model is trained and evaluated on. An objective maps (model, inputs, labels) to
-per-example metrics (a classifier's loss and error, a density model's negative log-likelihood);
+"""What a model is trained and evaluated on. An objective maps (model, batch) to per-example
+metrics (a classifier's loss and error, a density model's negative log-likelihood);
 the training loss is the mean of the 'loss' entry plus any penalty the model itself adds
-(`model.penalty()`, e.g. a KL term), so new papers need no loop changes."""
+(`model.penalty()`, e.g. a KL term), so new papers need no loop changes. The batch is the
+transformed dict of named fields (repro/data/fields.py): `image` (normalized), `label`,
+`tokens`, ..."""
 
 from __future__ import annotations
 
@@ -30,14 +32,14 @@ def mean_loss_plus_penalty(model, per_example: dict):
 class Classification:
     """Softmax cross-entropy; reports loss, accuracy and error (%)."""
 
-    def per_example(self, model, inputs, labels, *, train: bool, rngs=None) -> dict:
-        logits = model(inputs, train=train, rngs=rngs)
+    def per_example(self, model, batch, *, train: bool, rngs=None) -> dict:
+        logits, labels = model(batch["image"], train=train, rngs=rngs), batch["label"]
         loss = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
         correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
         return {"loss": loss, "accuracy": correct, "error_percent": 100.0 * (1.0 - correct)}
 
-    def train_loss(self, model, inputs, labels, *, rngs=None):
-        return mean_loss_plus_penalty(model, self.per_example(model, inputs, labels, train=True, rngs=rngs))
+    def train_loss(self, model, batch, *, rngs=None):
+        return mean_loss_plus_penalty(model, self.per_example(model, batch, train=True, rngs=rngs))
 
 
 class BernoulliLikelihood:
@@ -50,7 +52,8 @@ class BernoulliLikelihood:
 
     and trains on the mean nll_nats over the batch. Lower is better for both."""
 
-    def per_example(self, model, inputs, labels, *, train: bool, rngs=None) -> dict:
+    def per_example(self, model, batch, *, train: bool, rngs=None) -> dict:
+        inputs = batch["image"]
         logits = model(inputs, train=train, rngs=rngs).astype(jnp.float32)
         if logits.shape != inputs.shape:
             raise ValueError(f"a Bernoulli model must return one logit per input value: "
@@ -60,8 +63,8 @@ class BernoulliLikelihood:
         num_pixels = per_pixel[0].size
         return {"loss": nll, "nll_nats": nll, "bits_per_dim": nll / (num_pixels * math.log(2.0))}
 
-    def train_loss(self, model, inputs, labels, *, rngs=None):
-        return mean_loss_plus_penalty(model, self.per_example(model, inputs, labels, train=True, rngs=rngs))
+    def train_loss(self, model, batch, *, rngs=None):
+        return mean_loss_plus_penalty(model, self.per_example(model, batch, train=True, rngs=rngs))
 
 
 class MixtureELBO:
@@ -78,8 +81,9 @@ class MixtureELBO:
             raise ValueError(f"unknown estimator {estimator!r}: implicit, score or score_no_baseline")
         self.estimator, self.eval_seed = estimator, eval_seed
 
-    def per_example(self, model, inputs, labels, *, train: bool, rngs=None) -> dict:
+    def per_example(self, model, batch, *, train: bool, rngs=None) -> dict:
         key = rngs.dropout() if rngs is not None else jax.random.key(self.eval_seed)
+        inputs = batch["image"]
         x = inputs.reshape(inputs.shape[0], -1).astype(jnp.float32)
         logits, means, log_scales = model.posterior(inputs)
         z = mixture.sample(key, logits, means, log_scales)
@@ -98,8 +102,8 @@ class MixtureELBO:
             loss = neg_elbo + (f - baseline) * (log_q - jax.lax.stop_gradient(log_q))
         return {"loss": loss, "neg_elbo_nats": neg_elbo}
 
-    def train_loss(self, model, inputs, labels, *, rngs=None):
-        return mean_loss_plus_penalty(model, self.per_example(model, inputs, labels, train=True, rngs=rngs))
+    def train_loss(self, model, batch, *, rngs=None):
+        return mean_loss_plus_penalty(model, self.per_example(model, batch, train=True, rngs=rngs))
 
 
 class SequenceNLL:
@@ -110,6 +114,8 @@ class SequenceNLL:
     token with probability 1 - eps, eps = k / (k + exp(epoch / k)) (Bengio et al. 2015's inverse
     sigmoid decay; epoch = step / steps_per_epoch). Evaluation is always teacher-forced."""
 
+    needs = ("step",)  # the loop passes train_loss the step (repro/interfaces.py: NEEDS)
+
     def __init__(self, scheduled_sampling_k: float | None = None, steps_per_epoch: int | None = None):
         if scheduled_sampling_k is not None and not steps_per_epoch:
             raise ValueError("scheduled sampling decays per epoch: set objective.steps_per_epoch")
@@ -119,16 +125,16 @@ class SequenceNLL:
         epoch = step / self.steps_per_epoch
         return self.k / (self.k + jnp.exp(epoch / self.k))
 
-    def per_example(self, model, inputs, labels, *, train: bool, rngs=None) -> dict:
-        nll = -model(inputs, train=train, rngs=rngs).mean(-1)
+    def per_example(self, model, batch, *, train: bool, rngs=None) -> dict:
+        nll = -model(batch["tokens"], train=train, rngs=rngs).mean(-1)
         return {"loss": nll, "nll": nll}
 
-    def train_loss(self, model, inputs, labels, *, rngs=None, step=None):
+    def train_loss(self, model, batch, *, rngs=None, step=None):
         if self.k is None:
-            per_example = self.per_example(model, inputs, labels, train=True, rngs=rngs)
+            per_example = self.per_example(model, batch, train=True, rngs=rngs)
             return mean_loss_plus_penalty(model, per_example)
         eps = self.teacher_forcing(step)
-        log_probs = sequence.scheduled_log_probs(model.weights(), inputs, rngs.dropout(), eps,
+        log_probs = sequence.scheduled_log_probs(model.weights(), batch["tokens"], rngs.dropout(), eps,
                                                  model.start_token)
         nll = -log_probs.mean()
         return nll, {"loss": nll, "teacher_forcing": eps}
@@ -167,6 +173,7 @@ class AdversarialSequence:
     variables, so its "delayed" copy equals the generator)."""
 
     phases = ("generator", "discriminator")
+    needs = ("phase",)
 
     def __init__(self, d_pretrain_steps: int, d_steps: int, g_batch: int = 64, rollouts: int = 16,
                  l2: float = 0.2):
@@ -182,8 +189,9 @@ class AdversarialSequence:
 
     per_example = SequenceNLL.per_example  # the generator's NLL of the real sequences
 
-    def train_loss(self, model, inputs, labels, *, rngs=None, step=None, phase="discriminator"):
+    def train_loss(self, model, batch, *, rngs=None, phase="discriminator"):
         generator, disc = model.generator, model.discriminator
+        inputs = batch["tokens"]
         length, start = generator.length, generator.start_token
         if phase == "generator":
             score = lambda tokens: jax.lax.stop_gradient(disc.prob_real(tokens))  # noqa: E731
@@ -208,12 +216,14 @@ class PolicyGradientBLEU:
     loop's batches of real sequences only serve evaluation. `train_split` is the run's training
     data, given by build_trainer (it is data, not config)."""
 
+    needs = ("train_split",)
+
     def __init__(self, vocab: int, max_n: int = 4, smoothing: float = 0.1, g_batch: int = 64,
                  rollouts: int = 16, *, train_split: dict | None = None):
         if train_split is None:
             raise ValueError("PolicyGradientBLEU scores against the training sequences: build it "
                              "through repro.run.build_trainer, which passes train_split")
-        tokens = train_split["image"].reshape(len(train_split["image"]), -1)
+        tokens = train_split["tokens"].reshape(len(train_split["tokens"]), -1)
         self.vocab, self.table = vocab, bleu.ngram_table(tokens, vocab, max_n)
         self.smoothing, self.g_batch, self.rollouts = smoothing, g_batch, rollouts
 
@@ -222,5 +232,5 @@ class PolicyGradientBLEU:
     def reward(self, tokens):
         return bleu.sentence_bleu(self.table, tokens, self.vocab, self.smoothing)
 
-    def train_loss(self, model, inputs, labels, *, rngs=None):
+    def train_loss(self, model, batch, *, rngs=None):
         return policy_gradient_loss(model, self.reward, rngs.dropout(), self.g_batch, self.rollouts)

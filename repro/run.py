@@ -21,7 +21,7 @@ from repro import interfaces, provenance
 from repro.checkpoint import Checkpointer
 from repro.configuration import config_hash, config_name, run_name, seed_configs, to_dict
 from repro.data import DataError, Dataset, load_dataset
-from repro.data.pipeline import Preprocessor
+from repro.data.transforms import for_data
 from repro.lock import run_locks
 from repro.loop import Trainer, seed_keys, seed_record
 from repro.optim import make_optimizer
@@ -60,17 +60,16 @@ def dataset_for(cfg: DictConfig) -> Dataset:
     return data
 
 
-def _with_run_inputs(node, cfg, data: Dataset):
-    """Instantiate a configured objective or probe. A class that takes `data_dir` gets the run's
-    data.dir, one that takes `train_split` the run's training split: what the run has, given
-    outside the node's config (a machine's path or the data must not enter the config hash)."""
-    import inspect
-
+def _with_run_inputs(node, cfg, data: Dataset, what: str):
+    """Instantiate a configured objective or probe, giving its constructor what its class
+    declares in `needs`: `data_dir` (the run's data.dir) or `train_split` (the run's training
+    split), outside the node's config (a machine's path or the data must not enter the hash)."""
     from hydra.utils import get_class
 
-    takes = inspect.signature(get_class(node._target_)).parameters
+    cls = get_class(node._target_)
+    needs = interfaces.check_needs(cls, what)
     given = {"data_dir": lambda: cfg.data.dir, "train_split": lambda: data.split("train")}
-    return instantiate(node, **{name: value() for name, value in given.items() if name in takes})
+    return instantiate(node, **{name: given[name]() for name in needs if name in given})
 
 
 def build_trainer(cfg: DictConfig, data: Dataset | None = None,
@@ -83,14 +82,15 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
               for k in (keys if seeds is not None else [keys])]
     warm = [warm_start(m, cfg, s) for m, s in zip(models, seeds or [cfg.seed], strict=True)
             ] if cfg.init_from is not None else None
-    preprocess = Preprocessor(cfg.data.mean, cfg.data.std, cfg.data.augment, cfg.data.pad)
-    objective = _with_run_inputs(cfg.objective, cfg, data)
-    probes = [_with_run_inputs(p, cfg, data) for p in cfg.probes]
+    transforms = for_data(cfg.data, data.fields)
+    objective = _with_run_inputs(cfg.objective, cfg, data, "objective")
+    probes = [_with_run_inputs(p, cfg, data, "probe") for p in cfg.probes]
     interfaces.check(models[0], interfaces.Model, "model")
     interfaces.check(objective, interfaces.Objective, "objective")
     for probe in probes:
         interfaces.check(probe, interfaces.Probe, "probe")
-    phases = list(getattr(objective, "phases", ()))
+    phases = list(getattr(objective, "phases", ())) if "phase" in interfaces.check_needs(
+        objective, "objective") else []
     if phases and sorted(g.part for g in cfg.optim.groups) != sorted(phases):
         raise ValueError(f"objective {type(objective).__name__} trains the parts {phases} of the model "
                          "in turn: give each its optimizer with optim.groups, e.g. "
@@ -99,7 +99,7 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
         models if seeds is not None else models[0],
         make_optimizer(cfg.optim),
         objective,
-        preprocess,
+        transforms,
         data.split("train"),
         {name: data.split(name) for name in cfg.data.eval_splits},
         batch_size=cfg.train.batch_size,

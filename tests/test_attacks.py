@@ -119,14 +119,15 @@ def test_cifar10_configuration_shapes_on_the_subset():
     from hydra.utils import instantiate
 
     from repro.data import load_dataset
-    from repro.data.pipeline import Preprocessor
+    from repro.data.transforms import Normalize, Transforms
 
     if not (REAL_DATA / "cifar10-subset").is_dir():
         pytest.skip("no CIFAR-10 subset")
     cfg = compose(["experiment=nonrobust_cifar10", f"data.dir={REAL_DATA}", "model.depth=8"])
     images = load_dataset("cifar10", str(REAL_DATA)).split("test")["image"][:4].astype(np.float32) / 255.0
     model = instantiate(cfg.model, rngs=nnx.Rngs(0))
-    loss = attacks.cross_entropy(attacks.unit_range_logits(model, Preprocessor(cfg.data.mean, cfg.data.std)))
+    pixels = Transforms([Normalize(cfg.data.mean, cfg.data.std)])
+    loss = attacks.cross_entropy(attacks.unit_range_logits(model, pixels))
     targets = attacks.deterministic_targets(np.zeros(4, np.int32), 10)
     adv = attacks.pgd(loss, jnp.asarray(images), jnp.asarray(targets), eps=0.5, step_size=0.1, steps=3)
     assert adv.shape == (4, 32, 32, 3)

@@ -60,7 +60,7 @@ def test_bad_references_are_refused():
 def test_pg_bleu_rewards_sequences_like_the_training_data():
     rng = np.random.default_rng(0)
     train = rng.integers(0, 20, (200, 8)).astype(np.int32)
-    objective = PolicyGradientBLEU(vocab=20, train_split={"image": train, "label": np.zeros(200)})
+    objective = PolicyGradientBLEU(vocab=20, train_split={"tokens": train})
     seen, unseen = objective.reward(train[:50]), objective.reward(rng.integers(0, 20, (50, 8)))
     assert float(seen.min()) == pytest.approx(1.0) and float(unseen.max()) < 1.0
     with pytest.raises(ValueError, match="train_split"):

@@ -11,7 +11,8 @@ from conftest import REAL_DATA, idx_bytes, needs_real_mnist, write_mnist_mirror
 
 from repro.data import DataError, load_dataset, records, tfds_source
 from repro.data.mnist import parse_idx
-from repro.data.pipeline import Preprocessor, batch_indices, random_crop_flip
+from repro.data.pipeline import batch_indices
+from repro.data.transforms import Normalize, RandomCropFlip, Transforms, for_data, random_crop_flip
 
 
 def test_idx_roundtrip():
@@ -194,12 +195,13 @@ def test_random_crop_flip_is_a_shifted_view():
         assert set(nonzero.tolist()) <= set(src.ravel().tolist())  # only original pixels or padding
 
 
-def test_preprocessor_normalizes_and_augments_only_in_training():
-    pre = Preprocessor(mean=[0.0], std=[255.0], augment="crop_flip", pad=2)
-    x = np.full((3, 8, 8, 1), 255, np.uint8)
-    np.testing.assert_allclose(pre(x, train=False), 1.0)
-    augmented = np.asarray(pre(x, key=jax.random.key(0), train=True))
-    assert augmented.min() == 0.0 and augmented.max() == 1.0  # zero padding shows up
+def test_transforms_normalize_and_augment_only_in_training():
+    pre = Transforms([RandomCropFlip(pad=2), Normalize(mean=[0.0], std=[255.0])])
+    x = {"image": np.full((3, 8, 8, 1), 255, np.uint8), "label": np.arange(3, dtype=np.int32)}
+    np.testing.assert_allclose(pre(x, train=False)["image"], 1.0)
+    augmented = pre(x, key=jax.random.key(0), train=True)
+    assert augmented["image"].min() == 0.0 and augmented["image"].max() == 1.0  # zero padding shows up
+    np.testing.assert_array_equal(augmented["label"], x["label"])  # labels pass through
 
 
 def _official_tiny_mirror(tmp_path, monkeypatch):
@@ -276,10 +278,10 @@ def test_each_data_set_normalization_is_pinned(experiment):
     from repro.configuration import compose
 
     cfg = compose([f"experiment={experiment}"])
-    pre = Preprocessor(cfg.data.mean, cfg.data.std)
+    pre = for_data(cfg.data, None)
     channels = cfg.data.image_shape[-1]
     pixels = np.array([0, 1, 128, 255], np.uint8).reshape(4, 1, 1, 1).repeat(channels, -1)
-    got = np.asarray(pre(pixels))
+    got = np.asarray(pre({"image": pixels}, train=False)["image"])
     if cfg.data.name == "cifar10":
         mean = np.array([125.3, 123.0, 113.9])
         std = np.array([63.0, 62.1, 66.7])

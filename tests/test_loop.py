@@ -6,11 +6,13 @@ from conftest import interrupted_run, synthetic_digits
 from flax import nnx
 
 from repro.configuration import compose
-from repro.data.pipeline import Preprocessor
+from repro.data.transforms import Normalize, Transforms
 from repro.loop import NonFiniteLossError, Trainer, seed_keys
 from repro.models.mlp import MLP
 from repro.objectives import Classification
 from repro.run import run
+
+PIXELS = Transforms([Normalize([0.0], [255.0])])
 
 
 def make_trainer(lr=0.5, batchnorm=True, seed=0):
@@ -18,7 +20,7 @@ def make_trainer(lr=0.5, batchnorm=True, seed=0):
     split = {"image": images[..., None], "label": labels.astype(np.int32)}
     keys = seed_keys(seed)
     model = MLP(784, [32], 10, activation="relu", batchnorm=batchnorm, rngs=nnx.Rngs(keys["init"]))
-    return Trainer(model, optax.sgd(lr), Classification(), Preprocessor([0.0], [255.0]), split,
+    return Trainer(model, optax.sgd(lr), Classification(), PIXELS, split,
                    {"test": split}, batch_size=20, keys=keys, eval_batch_size=128)
 
 
@@ -84,7 +86,7 @@ def test_vmapped_seeds_equal_separate_runs():
         return model, keys
 
     def trainer(models, keys):
-        return Trainer(models, optax.sgd(0.5), Classification(), Preprocessor([0.0], [255.0]),
+        return Trainer(models, optax.sgd(0.5), Classification(), PIXELS,
                        split, {"test": split}, batch_size=20, keys=keys, eval_batch_size=128)
 
     seeds = (0, 1, 2)
@@ -106,8 +108,8 @@ class CountingProbe:
         self.final_only = final_only
         self.name = "final" if final_only else "every"
 
-    def __call__(self, model, eval_data, preprocess):
-        return {self.name: eval_data["test"]["mask"].sum()}
+    def __call__(self, model, eval_data, transforms):
+        return {self.name: eval_data["test"]["batch_mask"].sum()}
 
 
 def test_final_only_probes_run_once_at_the_last_evaluation():
@@ -115,7 +117,7 @@ def test_final_only_probes_run_once_at_the_last_evaluation():
     split = {"image": images[..., None], "label": labels.astype(np.int32)}
     keys = seed_keys(0)
     model = MLP(784, [8], 10, activation="relu", rngs=nnx.Rngs(keys["init"]))
-    trainer = Trainer(model, optax.sgd(0.1), Classification(), Preprocessor([0.0], [255.0]), split,
+    trainer = Trainer(model, optax.sgd(0.1), Classification(), PIXELS, split,
                       {"test": split}, batch_size=20, keys=keys, eval_batch_size=50,
                       probes=[CountingProbe(False), CountingProbe(True)])
     _, history, _ = trainer.fit(trainer.initial_state, 30, chunk_steps=10, eval_every=10)
@@ -140,7 +142,7 @@ def test_dropout_noise_is_redrawn_every_step():
     split = _one_image_split(32)
     keys = seed_keys(0)
     model = DropoutMLP(784, [64], 10, dropout="binary", num_layers=1, rngs=nnx.Rngs(keys["init"]))
-    trainer = Trainer(model, optax.sgd(0.0), Classification(), Preprocessor([0.0], [255.0]), split,
+    trainer = Trainer(model, optax.sgd(0.0), Classification(), PIXELS, split,
                       {"test": split}, batch_size=32, keys=keys, eval_batch_size=32)
     _, history, _ = trainer.fit(trainer.initial_state, 4, chunk_steps=1, eval_every=4)
     losses = [r["train/loss"] for r in history[1:]]
@@ -153,7 +155,7 @@ def _plain_mlp_trainer(n, lr, batch_size, eval_batch_size):
     split = {"image": images[..., None], "label": labels.astype(np.int32)}
     keys = seed_keys(0)
     model = MLP(784, [16], 10, activation="relu", batchnorm=False, rngs=nnx.Rngs(keys["init"]))
-    return split, Trainer(model, optax.sgd(lr), Classification(), Preprocessor([0.0], [255.0]), split,
+    return split, Trainer(model, optax.sgd(lr), Classification(), PIXELS, split,
                           {"test": split}, batch_size=batch_size, keys=keys,
                           eval_batch_size=eval_batch_size)
 
@@ -163,11 +165,11 @@ def test_one_sgd_step_applies_minus_lr_times_the_gradient():
     loss (a dropped or doubled update fails)."""
     split, trainer = _plain_mlp_trainer(40, lr=0.3, batch_size=40, eval_batch_size=40)
     before = jax.tree.map(np.array, trainer.initial_state["params"])
-    inputs = Preprocessor([0.0], [255.0])(split["image"])
+    batch = PIXELS(split)
 
     def loss(params):
         m = nnx.merge(trainer.graphdef, params, trainer.initial_state["rest"])
-        return Classification().train_loss(m, inputs, split["label"], rngs=nnx.Rngs(0))[0]
+        return Classification().train_loss(m, batch, rngs=nnx.Rngs(0))[0]
 
     grads = jax.grad(loss)(trainer.initial_state["params"])
     state, _, _ = trainer.fit(trainer.initial_state, 1, chunk_steps=1, eval_every=1)
@@ -183,8 +185,7 @@ def test_evaluation_counts_only_real_examples():
     split, trainer = _plain_mlp_trainer(130, lr=0.1, batch_size=10, eval_batch_size=50)
     got = trainer.evaluate(trainer.initial_state)
     m = nnx.merge(trainer.graphdef, trainer.initial_state["params"], trainer.initial_state["rest"])
-    direct = Classification().per_example(m, Preprocessor([0.0], [255.0])(split["image"]),
-                                          split["label"], train=False)
+    direct = Classification().per_example(m, PIXELS(split), train=False)
     for k, v in direct.items():
         assert got[f"test/{k}"] == pytest.approx(float(np.mean(v)), rel=1e-5), k
 
@@ -192,7 +193,7 @@ def test_evaluation_counts_only_real_examples():
 def test_batchnorm_evaluates_with_population_statistics():
     """At evaluation an example's output must not depend on the other examples in its batch."""
     images, _ = synthetic_digits(64, 2)
-    x = Preprocessor([0.0], [255.0])(images[..., None])
+    x = PIXELS({"image": images[..., None]})["image"]
     model = MLP(784, [16], 10, activation="sigmoid", batchnorm=True, rngs=nnx.Rngs(0))
     model(x, train=True)  # move the running statistics off their initial values
     together = np.asarray(model(x, train=False))

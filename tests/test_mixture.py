@@ -151,13 +151,13 @@ def test_a_mixture_vae_learns_with_every_estimator(estimator):
         def loss(p):
             m = nnx.merge(graphdef, p, rest)
             rngs = nnx.Rngs(dropout=jax.random.fold_in(jax.random.key(1), i))
-            return objective.train_loss(m, x, None, rngs=rngs)[0]
+            return objective.train_loss(m, {"image": x}, rngs=rngs)[0]
         g = jax.grad(loss)(params)
         updates, state = opt.update(g, state, params)
         return optax.apply_updates(params, updates), state
 
     def bound(p):
-        metrics = objective.per_example(nnx.merge(graphdef, p, rest), x, None, train=False)
+        metrics = objective.per_example(nnx.merge(graphdef, p, rest), {"image": x}, train=False)
         return float(metrics["neg_elbo_nats"].mean())
 
     before = bound(params)

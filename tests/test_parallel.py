@@ -29,7 +29,7 @@ for parallel in (False, True):
     out[str(parallel)] = [r["train/loss"] for r in history[1:]] + [history[-1]["test/loss"]]
     if parallel:
         idx = np.arange(64).reshape(1, 64)[0]
-        images_b, _ = jax.jit(trainer.gather_batch)(trainer.train_data, idx)
+        images_b = jax.jit(trainer.gather_batch)(trainer.train_data, idx)["image"]
         out["shard_shapes"] = [list(s.data.shape) for s in images_b.addressable_shards]
         out["data_replicated"] = trainer.train_data["image"].sharding.is_fully_replicated
         # Vmapped seeds on the mesh too: seed 0 of seeds=[0,1] is the unstacked seed-0 run.

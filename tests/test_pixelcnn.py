@@ -83,12 +83,12 @@ def test_probabilities_sum_to_one_over_every_image(shape):
     # sum over all 2^n binary images of prod_i p(x_i | x_<i) = 1 exactly for a causal model.
     model = small_model(shape, hidden=8)
     images = jnp.asarray(all_binary_images(*shape[:2]))
-    nll = BernoulliLikelihood().per_example(model, images, None, train=False)["nll_nats"]
+    nll = BernoulliLikelihood().per_example(model, {"image": images}, train=False)["nll_nats"]
     total = float(jax.scipy.special.logsumexp(-nll))
     assert abs(total) < 1e-5, f"log sum p(x) = {total}"
     # A model that sees its own pixel puts its mass elsewhere: the check would catch it.
     leaky = small_model(shape, first_mask="B", hidden=8)
-    leaky_nll = BernoulliLikelihood().per_example(leaky, images, None, train=False)["nll_nats"]
+    leaky_nll = BernoulliLikelihood().per_example(leaky, {"image": images}, train=False)["nll_nats"]
     assert abs(float(jax.scipy.special.logsumexp(-leaky_nll))) > 1e-2
 
 
@@ -102,15 +102,15 @@ class ConstantLogits(nnx.Module):
 
 def test_objective_nll_in_nats_on_known_cases():
     images = jnp.asarray(np.random.default_rng(0).integers(0, 2, (4, 28, 28, 1)), jnp.float32)
-    out = BernoulliLikelihood().per_example(ConstantLogits(0.0), images, None, train=False)
+    out = BernoulliLikelihood().per_example(ConstantLogits(0.0), {"image": images}, train=False)
     np.testing.assert_allclose(out["nll_nats"], 784 * math.log(2.0), rtol=1e-6)  # 543.4 nats
     np.testing.assert_allclose(out["bits_per_dim"], 1.0, rtol=1e-6)
     # logit 2 everywhere: each 1 costs softplus(-2) nats, each 0 softplus(2).
-    out = BernoulliLikelihood().per_example(ConstantLogits(2.0), images, None, train=False)
+    out = BernoulliLikelihood().per_example(ConstantLogits(2.0), {"image": images}, train=False)
     ones = images.reshape(4, -1).sum(-1)
     expected = ones * math.log1p(math.exp(-2.0)) + (784 - ones) * math.log1p(math.exp(2.0))
     np.testing.assert_allclose(out["nll_nats"], expected, rtol=1e-5)
-    loss, metrics = BernoulliLikelihood().train_loss(ConstantLogits(2.0), images, None)
+    loss, metrics = BernoulliLikelihood().train_loss(ConstantLogits(2.0), {"image": images})
     assert float(loss) == pytest.approx(float(expected.mean()), rel=1e-5)
     assert set(metrics) == {"loss", "nll_nats", "bits_per_dim"}
 
@@ -138,7 +138,7 @@ def test_samples_follow_the_model():
     model = small_model((1, 2, 1), hidden=4, seed=1)
     draws = np.asarray(jax.jit(lambda k: sample(model, k, 20000))(jax.random.key(0)))
     images = all_binary_images(1, 2)
-    p = np.exp(-np.asarray(BernoulliLikelihood().per_example(model, jnp.asarray(images), None,
+    p = np.exp(-np.asarray(BernoulliLikelihood().per_example(model, {"image": jnp.asarray(images)},
                                                              train=False)["nll_nats"]))
     freq = [np.mean(np.all(draws == im.astype(np.uint8), axis=(1, 2, 3))) for im in images]
     np.testing.assert_allclose(freq, p, atol=4 * np.sqrt(0.25 / 20000))

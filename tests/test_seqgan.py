@@ -14,7 +14,7 @@ from conftest import REAL_DATA, compose
 from flax import nnx
 from scipy import stats
 
-from repro.data.pipeline import Preprocessor
+from repro.data.transforms import for_data
 from repro.models import oracle_lstm, sequence
 from repro.objectives import AdversarialSequence
 from repro.optim import grouped
@@ -164,10 +164,11 @@ def test_online_oracle_is_checked_before_it_is_cached(tmp_path, monkeypatch):
     assert not (tmp_path / "seqgan" / oracle_lstm.ORACLE_FILE).exists()
 
 
-def test_preprocessor_passes_tokens_through():
+def test_transforms_pass_tokens_through():
     tokens = jnp.array([[4999, 0, 7]], jnp.int32)
-    out = Preprocessor([0.0], [1.0])(tokens, train=True)
-    assert out.dtype == jnp.int32 and (out == tokens).all()
+    out = for_data(compose(["experiment=seqgan"]).data, None)({"tokens": tokens}, key=jax.random.key(0),
+                                                               train=True)
+    assert set(out) == {"tokens"} and out["tokens"].dtype == jnp.int32 and (out["tokens"] == tokens).all()
 
 
 # ----- real runs on the oracle's data -----------------------------------------------------------
@@ -201,9 +202,10 @@ def test_oracle_data_set():
 
     data = load_dataset("seqgan_oracle", str(REAL_DATA))
     train = data.split("train")
-    assert train["image"].shape == (10_000, 20) and train["image"].dtype == np.int32
-    assert data.split("test")["image"].shape == (10_000, 20)
-    assert not np.array_equal(train["image"][:100], data.split("test")["image"][:100])
+    assert set(train) == {"tokens"}  # no stand-in labels
+    assert train["tokens"].shape == (10_000, 20) and train["tokens"].dtype == np.int32
+    assert data.split("test")["tokens"].shape == (10_000, 20)
+    assert not np.array_equal(train["tokens"][:100], data.split("test")["tokens"][:100])
     assert data.partial is None and len(data.identity()["sha256"]) == 3  # the oracle and both draws
 
 

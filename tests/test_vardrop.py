@@ -93,16 +93,16 @@ def test_the_loop_projects_after_every_step_and_an_alpha_at_the_cap_moves_down_w
     from repro.loop import Trainer
 
     class Pull:
-        def train_loss(self, model, inputs, labels, rngs=None):
+        def train_loss(self, model, batch, rngs=None):
             la = model.dense[0].log_alpha[...]
             return la[0] - la[1], {}
 
-        def per_example(self, model, inputs, labels, train, rngs=None):
-            return {"loss": jnp.zeros(inputs.shape[0])}
+        def per_example(self, model, batch, train, rngs=None):
+            return {"loss": jnp.zeros(batch["image"].shape[0])}
 
     model = DropoutMLP(3, 4, 2, dropout="variational_a", num_layers=1, input_p=0.5, rngs=nnx.Rngs(0))
     data = {"image": np.zeros((8, 3), np.float32), "label": np.zeros(8, np.int32)}
-    trainer = Trainer(model, optax.adam(0.1), Pull(), lambda x, key=None, train=False: x, data, {},
+    trainer = Trainer(model, optax.adam(0.1), Pull(), lambda batch, key=None, train=False: batch, data, {},
                       batch_size=4, keys=seed_keys(0))
     state = trainer.chunk_fn(trainer.initial_state, 1)(trainer.initial_state, trainer.train_data,
                                                         trainer.keys)[0]
@@ -136,7 +136,8 @@ def test_gradient_variance_probe_reports_every_estimator_and_ignores_eval_paddin
     split = pad_for_eval({"image": np.asarray(x), "label": np.asarray(y)}, 100)  # 50 padded rows
     model = DropoutMLP(30, 16, 10, dropout="variational_b", num_layers=1, rngs=nnx.Rngs(0))
     probe = GradientVariance(draws=4, batch_size=20, num_train=1000)
-    out = jax.device_get(jax.jit(lambda d: probe(model, d, lambda im, train: im))({"validation": split}))
+    untransformed = lambda batch, train=False: batch  # noqa: E731
+    out = jax.device_get(jax.jit(lambda d: probe(model, d, untransformed))({"validation": split}))
     assert set(out) == {f"gradvar_{e}_{w}" for e in ("local", "per_example", "shared", "none")
                         for w in ("top", "bottom")}
     assert all(np.isfinite(v) and v > 0 for v in out.values())

@@ -13,11 +13,12 @@ class SigmoidInputPercentiles:
         self.layer, self.units = layer, list(units)
         self.percentiles, self.split = list(percentiles), split
 
-    def __call__(self, model, eval_data, preprocess) -> dict:
+    def __call__(self, model, eval_data, transforms) -> dict:
         split = eval_data[self.split]
         images = split["image"].reshape(-1, *split["image"].shape[2:])
-        real = split["mask"].reshape(-1)[:, None] > 0
-        z = model.preactivations(preprocess(images, train=False), train=False)[self.layer]
+        real = split["batch_mask"].reshape(-1)[:, None] > 0
+        inputs = transforms({"image": images}, train=False)["image"]
+        z = model.preactivations(inputs, train=False)[self.layer]
         z = jnp.where(real, z[:, jnp.asarray(self.units)], jnp.nan)  # drop eval padding
         values = jnp.nanpercentile(z, jnp.asarray(self.percentiles, jnp.float32), axis=0)
         return {f"sigmoid_input_p{p}": values[i] for i, p in enumerate(self.percentiles)}

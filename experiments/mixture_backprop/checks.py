@@ -103,7 +103,7 @@ class EstimatorChecks:
     def __init__(self, samples: int = 16384, seed: int = 0):
         self.samples, self.seed = samples, seed
 
-    def __call__(self, model, eval_data, preprocess) -> dict:
+    def __call__(self, model, eval_data, transforms) -> dict:
         key = jax.random.key(self.seed)
         out, within, tested = {}, jnp.zeros(()), 0
         for k, d in GRID:

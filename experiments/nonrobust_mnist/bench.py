@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 
 from repro import attacks
 from repro.configuration import compose
-from repro.data.pipeline import Preprocessor
+from repro.data.transforms import Normalize, Transforms
 
 
 def main() -> None:
@@ -26,7 +26,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = compose(["experiment=nonrobust_mnist"])
     model = instantiate(cfg.model, rngs=nnx.Rngs(0))
-    loss = attacks.cross_entropy(attacks.unit_range_logits(model, Preprocessor(cfg.data.mean, cfg.data.std)))
+    pixels = Transforms([Normalize(cfg.data.mean, cfg.data.std)])
+    loss = attacks.cross_entropy(attacks.unit_range_logits(model, pixels))
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 1, (args.images, 28, 28, 1)).astype(np.float32)
     targets = rng.integers(0, 10, args.images).astype(np.int32)

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 
 from repro import attacks, warm_start
 from repro.data import DataError
-from repro.data.pipeline import Preprocessor
+from repro.data.transforms import Normalize, Transforms
 
 log = logging.getLogger(__name__)
 TARGETS = ("det", "rand")
@@ -56,7 +56,7 @@ class NonRobustFeatures:
         model, name, sha = source_model(cfg, self.source)
         train = data.split("train")
         targets = self.targets(train["label"], cfg.data.num_classes)
-        logits = attacks.unit_range_logits(model, Preprocessor(cfg.data.mean, cfg.data.std))
+        logits = attacks.unit_range_logits(model, Transforms([Normalize(cfg.data.mean, cfg.data.std)]))
         adv = attacks.attack_split(attacks.cross_entropy(logits), train["image"].astype(np.float32) / 255.0,
                                    targets,
                                    chunk=self.chunk, desc=f"D_{self.target}", progress=self.progress,

@@ -20,13 +20,13 @@ class TargetedAttack:
         self.pgd = {"eps": eps, "step_size": step_size, "steps": steps, "norm": norm}
         self.num, self.split, self.num_classes = num, split, num_classes
 
-    def __call__(self, model, eval_data, preprocess) -> dict:
+    def __call__(self, model, eval_data, transforms) -> dict:
         split = eval_data[self.split]
         images = split["image"].reshape(-1, *split["image"].shape[2:])[: self.num].astype(jnp.float32)
         labels = split["label"].reshape(-1)[: self.num]
         targets = (labels + 1) % self.num_classes
         x01 = images / 255.0
-        logits = attacks.unit_range_logits(model, preprocess)
+        logits = attacks.unit_range_logits(model, transforms)
         adv = attacks.pgd(attacks.cross_entropy(logits), x01, targets, **self.pgd)
         predicted = jnp.argmax(logits(adv), -1)
         norms = jnp.sqrt(((adv - x01) ** 2).reshape(len(labels), -1).sum(-1))

@@ -29,7 +29,7 @@ def train_images_per_second(overrides: list[str], steps: int, repeats: int) -> d
     eval_s = best_of(lambda: trainer._eval(state["params"], state["rest"], split), 1)
     return {"config": overrides, "batch_size": cfg.train.batch_size, "steps_per_call": steps, **timing,
             "train_images_per_second": round(1e3 * cfg.train.batch_size / timing["ms_per_step"], 1),
-            "eval_images_per_second": round(split["mask"].size / eval_s, 1)}
+            "eval_images_per_second": round(split["batch_mask"].size / eval_s, 1)}
 
 
 def sampling_seconds(overrides: list[str], num: int, window: bool) -> dict:

@@ -19,6 +19,6 @@ class AncestralSamples:
     def __init__(self, num: int = 64, seed: int = 0, window: bool = True):
         self.num, self.seed, self.window = num, seed, window
 
-    def __call__(self, model, eval_data, preprocess) -> dict:
+    def __call__(self, model, eval_data, transforms) -> dict:
         images = sample(model, jax.random.key(self.seed), self.num, window=self.window)
         return {"samples_packed": jnp.packbits(images.reshape(self.num, -1), axis=-1)}

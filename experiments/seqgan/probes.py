@@ -25,12 +25,14 @@ class OracleNLL:
     generator collapsed onto a few likely sequences scores well on it (PG-BLEU, spec). `data_dir`
     comes from the run (build_trainer passes data.dir), not from the probe's config."""
 
+    needs = ("data_dir",)
+
     def __init__(self, samples: int = 10_000, seed: int = 0, *, data_dir: str | None = None):
         root = resolve_data_dir(data_dir) or Path.home() / ".cache" / "repro"  # where read_online put it
         self.oracle = oracle_lstm.load_oracle(root)
         self.samples, self.seed = samples, seed
 
-    def __call__(self, model, eval_data, preprocess) -> dict:
+    def __call__(self, model, eval_data, transforms) -> dict:
         generator = getattr(model, "generator", model)
         tokens = generator.sample(jax.random.key(self.seed), self.samples)
         return {"oracle_nll": oracle_lstm.nll(self.oracle, tokens), "distinct": distinct_fraction(tokens)}

@@ -57,11 +57,11 @@ class GradientVariance:
         self.estimators, self.draws, self.batch_size = list(estimators), draws, batch_size
         self.split, self.num_train, self.seed = split, num_train, seed
 
-    def __call__(self, model, eval_data, preprocess) -> dict:
+    def __call__(self, model, eval_data, transforms) -> dict:
         split = eval_data[self.split]
-        images = preprocess(split["image"].reshape(-1, *split["image"].shape[2:]), train=False)
+        images = transforms({"image": split["image"].reshape(-1, *split["image"].shape[2:])})["image"]
         labels = split["label"].reshape(-1)
-        num_real = split["mask"].sum().astype(jnp.int32)  # eval padding sits at the end
+        num_real = split["batch_mask"].sum().astype(jnp.int32)  # eval padding sits at the end
         out = {}
         for est in self.estimators:
             # The same minibatches for every estimator: only the noise differs.

@@ -19,7 +19,7 @@ class AlphaStats:
     def __init__(self, percentiles=(10, 50, 90)):
         self.percentiles = list(percentiles)
 
-    def __call__(self, model, eval_data, preprocess) -> dict:
+    def __call__(self, model, eval_data, transforms) -> dict:
         out = {}
         for i, layer in enumerate(model.dense_layers()):
             if layer.log_alpha is None:

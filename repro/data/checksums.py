@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from repro.data.errors import DataError
+from repro.errors import DataError
 
 
 def sha256_bytes(data: bytes) -> str:

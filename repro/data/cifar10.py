@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from repro.data import checksums
-from repro.data.errors import DataError
+from repro.errors import DataError
 
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILES = ["test_batch"]

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from repro.data.errors import DataError
+from repro.data.fields import Field, check_fields, infer_fields, split_size
 from repro.data.records import record
+from repro.errors import DataError
 
 
 @dataclasses.dataclass
 class Dataset:
-    """Whole splits as numpy arrays: images uint8 (N, H, W, C), labels int32 (N,)."""
+    """Whole splits as numpy arrays, one per named field (repro/data/fields.py), e.g. images
+    uint8 (N, H, W, C) and labels int32 (N,), or tokens int32 (N, T). `fields` declares each
+    field's kind; by default it is read off the conventional names."""
 
     name: str
     splits: dict[str, dict[str, np.ndarray]]
@@ -24,10 +27,17 @@ class Dataset:
     # or files whose content is not the official one (a mirror's sums vouched for them).
     partial: str | None = None
     files: dict[str, dict] = dataclasses.field(default_factory=dict)  # sha256, official per file
+    fields: dict[str, Field] | None = None  # None: inferred from the conventional field names
+
+    def __post_init__(self):
+        if self.fields is None:
+            self.fields = infer_fields(next(iter(self.splits.values()), {}))
+        for name, split in self.splits.items():
+            check_fields(self.fields, split, f"{self.name} split {name!r}")
 
     def identity(self) -> dict:
         """What the data are, not where they lie: name, split sizes, the files' SHA-256."""
-        return {"name": self.name, "splits": {s: len(v["label"]) for s, v in self.splits.items()},
+        return {"name": self.name, "splits": {s: split_size(v) for s, v in self.splits.items()},
                 "sha256": {f: checked["sha256"] for f, checked in self.files.items()}}
 
     def split(self, name: str) -> dict[str, np.ndarray]:
@@ -41,7 +51,7 @@ def _carve_validation(splits: dict, size: int) -> dict:
     if size <= 0:
         return splits
     train = splits["train"]
-    n = len(train["label"])
+    n = split_size(train)
     if size >= n:
         raise DataError(f"validation_size={size} leaves no training data (train has {n})")
     splits = dict(splits)
@@ -121,7 +131,7 @@ def load_dataset(
 def missing_examples(official_sizes: dict[str, int], splits: dict) -> str | None:
     """None if every split has its official size, else what is short ("5000 of 50000 train
     images, ..."). Checked on the source's splits, before limit_train or a validation carve."""
-    short = [f"{len(splits[s]['label'])} of {n} {s} images"
+    short = [f"{split_size(splits[s])} of {n} {s} images"
              for s, n in official_sizes.items()
-             if s in splits and len(splits[s]["label"]) < n]
+             if s in splits and split_size(splits[s]) < n]
     return ", ".join(short) or None

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from repro.data import checksums
-from repro.data.errors import DataError
+from repro.errors import DataError
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -1,4 +1,5 @@
-"""Device-side input pipeline: batch indices, normalization and augmentation, all inside jit.
+"""Device-side batch order: which examples each step trains on, inside jit (the transforms
+applied to them are repro/data/transforms.py).
 
 Batches are a pure function of (data key, global step), so chunked and unchunked runs and
 resumed runs see exactly the same examples in the same order.
@@ -40,49 +41,3 @@ def batch_indices(key, start_step, num_steps: int, batch_size: int, num_examples
 
     perms = jax.lax.map(permutation_if_used, first_epoch + jnp.arange(span))
     return perms[epoch - first_epoch, offset].reshape(num_steps, batch_size)
-
-
-def normalize(images, mean, std):
-    """uint8 NHWC -> float32, (x - mean) / std with per-channel values in 0..255 units."""
-    mean = jnp.asarray(mean, jnp.float32)
-    std = jnp.asarray(std, jnp.float32)
-    return (images.astype(jnp.float32) - mean) / std
-
-
-def random_crop_flip(key, images, pad: int = 4, flip: bool = True):
-    """Zero-pad by `pad`, take a random crop of the original size, flip half horizontally."""
-    n, h, w, c = images.shape
-    crop_key, flip_key = jax.random.split(key)
-    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    corners = jax.random.randint(crop_key, (n, 2), 0, 2 * pad + 1)
-
-    def crop(image, corner):
-        return jax.lax.dynamic_slice(image, (corner[0], corner[1], 0), (h, w, c))
-
-    out = jax.vmap(crop)(padded, corners)
-    if flip:
-        do_flip = jax.random.bernoulli(flip_key, 0.5, (n, 1, 1, 1))
-        out = jnp.where(do_flip, out[:, :, ::-1, :], out)
-    return out
-
-
-AUGMENTATIONS = {"crop_flip": random_crop_flip}
-
-
-class Preprocessor:
-    """uint8 batch -> model input: augment (train only, on raw pixels, so padding is black
-    as in torchvision-based recipes) then normalize."""
-
-    def __init__(self, mean, std, augment: str | None = None, pad: int | None = 4):
-        if augment is not None and augment not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation {augment!r}; known: {sorted(AUGMENTATIONS)}")
-        if augment is not None and pad is None:
-            raise ValueError(f"augment={augment} crops a padded image: set data.pad (e.g. 4)")
-        self.mean, self.std, self.augment, self.pad = tuple(mean), tuple(std), augment, pad
-
-    def __call__(self, images, key=None, train: bool = False):
-        if jnp.issubdtype(images.dtype, jnp.signedinteger):  # tokens, not pixels: read as they are
-            return images
-        if train and self.augment is not None:
-            images = AUGMENTATIONS[self.augment](key, images, pad=self.pad)
-        return normalize(images, self.mean, self.std)

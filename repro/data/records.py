@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from repro.data import cifar10, mnist, seqgan_oracle
-from repro.data.errors import DataError
+from repro.errors import DataError
 
 # (splits {"train"/"test": {"image": uint8 NHWC, "label": int32}}, source, {file: checks})
 MirrorReader = Callable[[Path], tuple[dict, str, dict]]

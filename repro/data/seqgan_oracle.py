@@ -1,8 +1,8 @@
 """The SeqGAN synthetic data (Yu et al. 2017): token sequences drawn from the authors' oracle LSTM
 (repro/models/oracle_lstm.py) with fixed seeds, 10,000 for training as in the paper and 10,000
-more held out as `test` (the model's NLL on real data). `image` holds the tokens, int32
-[N, 20]; `label` is unused (zeros). The draw is a pure function of the oracle file and the seed;
-the result file records the SHA-256 of the drawn tokens next to the oracle's."""
+more held out as `test` (the model's NLL on real data): one field, `tokens`, int32 [N, 20].
+The draw is a pure function of the oracle file and the seed; the result file records the
+SHA-256 of the drawn tokens next to the oracle's."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from repro.data.errors import DataError
+from repro.errors import DataError
 from repro.models import oracle_lstm
 
 SIZES = {"train": 10_000, "test": 10_000}
@@ -26,7 +26,7 @@ def draw_splits(params, seed: int = SEED) -> dict[str, dict[str, np.ndarray]]:
     for i, (name, size) in enumerate(SIZES.items()):
         key = jax.random.fold_in(jax.random.key(seed), i)
         tokens = np.asarray(jax.jit(oracle_lstm.sample, static_argnums=2)(params, key, size))
-        splits[name] = {"image": tokens.astype(np.int32), "label": np.zeros(size, np.int32)}
+        splits[name] = {"tokens": tokens.astype(np.int32)}
     return splits
 
 
@@ -37,7 +37,7 @@ def read_mirror(root: Path):
     files = {oracle_lstm.ORACLE_FILE: {"sha256": oracle_lstm.ORACLE_SHA256, "official": True}}
     for name, split in splits.items():  # what was drawn: equal hashes, equal data
         files[f"{name}_tokens(seed {SEED})"] = {
-            "sha256": hashlib.sha256(split["image"].tobytes()).hexdigest(), "official": None}
+            "sha256": hashlib.sha256(split["tokens"].tobytes()).hexdigest(), "official": None}
     return splits, f"oracle samples from {root / 'seqgan' / oracle_lstm.ORACLE_FILE}", files
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repro.data.errors import DataError
+from repro.errors import DataError
 
 
 def read(tfds_name: str, data_dir: str | None = None):

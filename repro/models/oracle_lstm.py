@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from repro.data.errors import DataError
+from repro.errors import DataError
 from repro.models import sequence
 
 ORACLE_FILE = "target_params_py3.pkl"

@@ -1,4 +1,4 @@
-"""The one error every data path raises (its own module: readers and the loader both need it)."""
+"""Errors with a message that says what to do, shared by every layer (data readers, models, runs)."""
 
 
 class DataError(RuntimeError):

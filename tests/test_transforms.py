@@ -1,0 +1,101 @@
+"""Batch transforms keep every geometric field of an example consistent with its image."""
+
+import jax
+import numpy as np
+import pytest
+
+from repro.data.fields import Field
+from repro.data.transforms import Normalize, RandomCropFlip, Transforms
+
+FIELDS = {"image": Field("image"), "boxes": Field("boxes", valid="valid"),
+          "masks": Field("masks", valid="valid"), "classes": Field("classes", valid="valid"),
+          "valid": Field("valid")}
+H, W = 12, 16  # every dimension differs: a transposed box or mask cannot pass
+
+
+def scenes(n=6, seed=0):
+    """n images, each with two filled rectangles (values 100 and 200, left and right half) whose
+    boxes and masks are exact; the second instance slot of the last example is padding."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, H, W, 1), np.uint8)
+    boxes = np.zeros((n, 3, 4), np.float32)
+    masks = np.zeros((n, 3, H, W), np.uint8)
+    valid = np.zeros((n, 3), np.float32)
+    for i in range(n):
+        for k, value in enumerate((100, 200)):
+            if i == n - 1 and k == 1:
+                continue
+            x0, y0 = k * W // 2 + rng.integers(0, W // 2 - 4), rng.integers(0, H - 4)  # no overlap
+            x1, y1 = x0 + rng.integers(2, 5), y0 + rng.integers(2, 5)
+            images[i, y0:y1, x0:x1, 0] = value
+            masks[i, k, y0:y1, x0:x1] = 1
+            boxes[i, k] = (x0, y0, x1, y1)
+            valid[i, k] = 1
+    classes = np.tile(np.array([3, 7, 0], np.int32), (n, 1))
+    return {"image": images, "boxes": boxes, "masks": masks, "classes": classes, "valid": valid}
+
+
+def mask_box(mask):
+    """The tight box (x0, y0, x1, y1) of a 0/1 mask [H, W], or None when it is empty."""
+    ys, xs = np.nonzero(mask)
+    return None if len(xs) == 0 else (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def test_a_flip_moves_boxes_masks_and_image_exactly():
+    batch = scenes()
+    out = jax.device_get(RandomCropFlip(pad=0)(batch, FIELDS, key=jax.random.key(1)))
+    same = np.all(out["image"] == batch["image"], axis=(1, 2, 3))
+    mirrored = np.all(out["image"] == batch["image"][:, :, ::-1], axis=(1, 2, 3))
+    assert (same | mirrored).all()
+    for i in range(len(batch["image"])):
+        was_flipped = not np.array_equal(out["image"][i], batch["image"][i])
+        x0, y0, x1, y1 = batch["boxes"][i].T
+        expected = np.stack([W - x1, y0, W - x0, y1], -1) if was_flipped else batch["boxes"][i]
+        np.testing.assert_array_equal(out["boxes"][i] * batch["valid"][i][:, None],
+                                      expected * batch["valid"][i][:, None])
+        want_masks = batch["masks"][i][:, :, ::-1] if was_flipped else batch["masks"][i]
+        np.testing.assert_array_equal(out["masks"][i], want_masks)
+    assert 0 < sum(not np.array_equal(o, b) for o, b in zip(out["image"], batch["image"], strict=True)) < 6
+    np.testing.assert_array_equal(out["classes"], batch["classes"])  # not geometric: untouched
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_crop_and_flip_keep_each_box_equal_to_its_masks_extent_and_pixels(seed):
+    batch = scenes(n=16, seed=seed)
+    out = jax.device_get(RandomCropFlip(pad=3)(batch, FIELDS, key=jax.random.key(seed)))
+    for i in range(16):
+        for k, value in enumerate((100, 200)):
+            if not batch["valid"][i, k]:
+                assert out["valid"][i, k] == 0
+                continue
+            tight = mask_box(out["masks"][i, k])
+            if tight is None:  # cropped out of the canvas: marked invalid
+                assert out["valid"][i, k] == 0
+                continue
+            assert out["valid"][i, k] == 1
+            np.testing.assert_array_equal(out["boxes"][i, k], np.asarray(tight, np.float32))
+            inside = out["masks"][i, k].astype(bool)
+            assert (out["image"][i, ..., 0][inside] == value).all()
+
+
+def test_a_box_cropped_off_the_canvas_is_marked_invalid():
+    batch = scenes(n=1)
+    batch["boxes"][0, 0] = (0, 0, 2, 2)  # a 2x2 box in the corner: a crop corner of 5 or 6 in
+    for s in range(200):                 # either axis shifts it by -2 or -3, off the canvas
+        out = jax.device_get(RandomCropFlip(pad=3, flip=False)(batch, FIELDS, key=jax.random.key(s)))
+        if out["boxes"][0, 0, 2] == 0 or out["boxes"][0, 0, 3] == 0:
+            assert out["valid"][0, 0] == 0
+            return
+    pytest.fail("no key moved the box off the canvas")
+
+
+def test_evaluation_applies_only_the_deterministic_transforms():
+    transforms = Transforms([RandomCropFlip(pad=3), Normalize([0.0], [255.0])], FIELDS)
+    batch = scenes()
+    out = jax.device_get(transforms(batch, train=False))
+    np.testing.assert_allclose(out["image"], batch["image"] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(out["boxes"], batch["boxes"])
+    again = jax.device_get(transforms(batch, train=False))
+    np.testing.assert_array_equal(again["image"], out["image"])
+    with pytest.raises(ValueError, match="is random: give the transforms a key"):
+        transforms(batch, train=True)
