@@ -89,6 +89,22 @@ class Probe(Protocol):
                  transforms: Callable[..., Batch]) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class Evaluator(Protocol):
+    """A measurement that is not a mean over examples (entries of `evaluators:`): `predict` runs
+    jitted over the batches of eval split `split` (transformed as at evaluation) and returns
+    per-example arrays [batch, ...]; the loop reads them back once, drops the padding and calls
+    `compute(predictions, examples)` on the host with the split's raw fields (e.g. ground-truth
+    boxes), which returns floats logged as `<split>/<name>`, at every evaluation or, with
+    `final_only = True`, the last. May declare `needs` like a probe."""
+
+    split: str
+
+    def predict(self, model: Model, batch: Batch) -> dict[str, jax.Array]: ...
+
+    def compute(self, predictions: dict[str, Any], examples: dict[str, Any]) -> dict[str, float]: ...
+
+
 def check(obj: object, protocol: type, what: str) -> None:
     """A clear error when a configured class does not provide the interface the loop calls."""
     if not isinstance(obj, protocol):

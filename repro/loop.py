@@ -18,6 +18,7 @@ from flax import nnx
 
 from repro.data.fields import split_size
 from repro.data.pipeline import batch_indices
+from repro.evaluation import HostEvaluators, Probes, SplitMeans
 from repro.interfaces import Constrained
 from repro.parallel import check_batch, replicate, shard_batch
 
@@ -62,8 +63,9 @@ class Trainer:
     Every state leaf, metric and eval value then has that leading axis (`seed_record` slices
     one seed's record); `seeds` only names them in errors.
 
-    A probe with `final_only = True` (e.g. sampling from a generative model) runs only at the
-    evaluation after the last step of `fit`, not at every evaluation.
+    Evaluation (repro/evaluation.py) runs the objective's split means, the probes and the host
+    evaluators; a probe or evaluator with `final_only = True` (e.g. sampling from a generative
+    model) runs only at the evaluation after the last step of `fit`, not at every evaluation.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Trainer:
         keys: dict[str, jax.Array] | Sequence[dict[str, jax.Array]],
         eval_batch_size: int = 1000,
         probes: Sequence[Callable] = (),
+        evaluators: Sequence = (),
         mesh=None,
         seeds: Sequence[int] | None = None,
     ):
@@ -87,8 +90,6 @@ class Trainer:
         self.mesh = mesh
         self.optimizer, self.objective, self.transforms = optimizer, objective, transforms
         self.batch_size = batch_size
-        self.probes = [p for p in probes if not getattr(p, "final_only", False)]
-        self.final_probes = [p for p in probes if getattr(p, "final_only", False)]
         self.stacked = not isinstance(model, nnx.Module)
         models, key_dicts = (list(model), list(keys)) if self.stacked else ([model], [keys])
         self.constrained = isinstance(models[0], Constrained)
@@ -113,19 +114,17 @@ class Trainer:
             name: replicate(pad_for_eval(split, eval_batch_size), mesh)
             for name, split in eval_splits.items()
         }
-        chunk, evaluate = self._train_chunk, self._evaluate
-        probe = lambda params, rest, data: self._run_probes(params, rest, data, self.probes)  # noqa: E731
-        final = lambda params, rest, data: self._run_probes(params, rest, data, self.final_probes)  # noqa: E731
+        self.evaluation = [
+            SplitMeans(self.graphdef, objective, transforms, self.eval_data, mesh, self.stacked),
+            Probes(self.graphdef, probes, transforms, self.eval_data, self.stacked),
+            HostEvaluators(self.graphdef, evaluators, transforms, self.eval_data, eval_splits, mesh,
+                           self.stacked),
+        ]
+        chunk = self._train_chunk
         if self.stacked:  # one seed per leading index of state and keys; data shared
             chunk = lambda state, data, keys, n, phase: jax.vmap(  # noqa: E731
                 lambda s, k: self._train_chunk(s, data, k, n, phase))(state, keys)
-            evaluate = jax.vmap(self._evaluate, in_axes=(0, 0, None))
-            probe = jax.vmap(probe, in_axes=(0, 0, None))
-            final = jax.vmap(final, in_axes=(0, 0, None))
         self._chunk = jax.jit(chunk, static_argnums=(3, 4), donate_argnums=0)
-        self._eval = jax.jit(evaluate)
-        self._probe = jax.jit(probe)
-        self._final_probe = jax.jit(final)
         self._compiled: dict[tuple, Callable] = {}
         self.compile_seconds = 0.0
 
@@ -177,25 +176,6 @@ class Trainer:
         )
         return state, summary
 
-    def _evaluate(self, params, rest, split):
-        model = nnx.merge(self.graphdef, params, rest)
-
-        def body(_, batch):
-            batch = self.transforms({k: shard_batch(v, self.mesh) for k, v in batch.items()}, train=False)
-            metrics = self.objective.per_example(model, batch, train=False)
-            return None, {k: (v * batch["batch_mask"]).sum() for k, v in metrics.items()}
-
-        _, sums = jax.lax.scan(body, None, split)
-        count = split["batch_mask"].sum()
-        return {k: v.sum() / count for k, v in sums.items()}
-
-    def _run_probes(self, params, rest, eval_data, probes):
-        model = nnx.merge(self.graphdef, params, rest)
-        out = {}
-        for probe in probes:
-            out.update(probe(model, eval_data, self.transforms))
-        return out
-
     # ----- host side --------------------------------------------------------------------
     def chunk_fn(self, state, num_steps: int, phase: str | None = None):
         """The compiled chunk for this length (and phase); compile time is measured here, apart
@@ -209,16 +189,10 @@ class Trainer:
         return self._compiled[num_steps, phase]
 
     def evaluate(self, state, final: bool = False) -> dict[str, float]:
-        """Eval metrics of every split and the probes; final=True adds the final-only probes."""
+        """Every evaluator's values; final=True adds the final-only probes and evaluators."""
         record = {}
-        for name, split in self.eval_data.items():
-            for k, v in self._eval(state["params"], state["rest"], split).items():
-                record[f"{name}/{k}"] = v
-        probe_fns = [self._probe] * bool(self.probes)
-        probe_fns += [self._final_probe] * bool(final and self.final_probes)
-        for fn in probe_fns:
-            record.update({f"probe/{k}": v for k, v in
-                           fn(state["params"], state["rest"], self.eval_data).items()})
+        for evaluator in self.evaluation:
+            record.update(evaluator(state["params"], state["rest"], final))
         return jax.device_get(record)
 
     def fit(

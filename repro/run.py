@@ -85,10 +85,13 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
     transforms = for_data(cfg.data, data.fields)
     objective = _with_run_inputs(cfg.objective, cfg, data, "objective")
     probes = [_with_run_inputs(p, cfg, data, "probe") for p in cfg.probes]
+    evaluators = [_with_run_inputs(e, cfg, data, "evaluator") for e in cfg.evaluators]
     interfaces.check(models[0], interfaces.Model, "model")
     interfaces.check(objective, interfaces.Objective, "objective")
     for probe in probes:
         interfaces.check(probe, interfaces.Probe, "probe")
+    for evaluator in evaluators:
+        interfaces.check(evaluator, interfaces.Evaluator, "evaluator")
     phases = list(getattr(objective, "phases", ())) if "phase" in interfaces.check_needs(
         objective, "objective") else []
     if phases and sorted(g.part for g in cfg.optim.groups) != sorted(phases):
@@ -106,6 +109,7 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
         keys=keys,
         eval_batch_size=cfg.train.eval_batch_size,
         probes=probes,
+        evaluators=evaluators,
         mesh=data_mesh(cfg.train.data_parallel),
         seeds=seeds,
     )

@@ -75,10 +75,12 @@ class BinarizeConfig:
 class DataConfig:
     name: str = MISSING               # a record of repro/data/records.py: mnist | cifar10
     dir: str | None = "${paths.data}"  # local mirror folder (null: TFDS)
-    image_shape: list[int] = MISSING  # H, W, C
-    num_classes: int = MISSING
-    mean: list[float] = MISSING       # per channel, 0..255 units: x -> (x - mean) / std
-    std: list[float] = MISSING
+    # Image data sets: shape and classes (models read them), per-channel normalization of the
+    # image fields, 0..255 units: x -> (x - mean) / std (null: none, e.g. token data).
+    image_shape: list[int] | None = optional()  # H, W, C
+    num_classes: int | None = optional()
+    mean: list[float] | None = optional()
+    std: list[float] | None = optional()
     augment: str | None = None     # null | crop_flip (random crop of the padded image + flip)
     validation_size: int = 0          # examples held out of train as the 'validation' split
     eval_splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated at each eval
@@ -89,6 +91,9 @@ class DataConfig:
     # A data set made from the loaded one: `_target_` names a callable (kwargs here) that returns
     # f(dataset, cfg) -> Dataset, e.g. images relabelled or perturbed by another run's model.
     derive: Any = optional()
+    # Batch transforms, `_target_` nodes applied in order (repro/data/transforms.py); empty: the
+    # ones augment/pad/mean/std describe.
+    transforms: list[Any] = optional(factory=list)
 
 
 @dataclass
@@ -157,6 +162,8 @@ class Config:
     seed: int = 0
     seeds: list[int] | None = None  # train these seeds at once, vmapped (instead of seed)
     probes: list[Any] = field(default_factory=list)  # paper-specific measurements (repro.interfaces.Probe)
+    # Host-side evaluators (repro.interfaces.Evaluator): jitted predictions, computed on the host.
+    evaluators: list[Any] = optional(factory=list)
     precision: Precision = Precision.highest  # matmul precision
     progress: bool = True              # terminal progress bar
     distributed: bool = False          # multi-host: jax.distributed.initialize()

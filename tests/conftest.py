@@ -95,3 +95,30 @@ def latest_checkpoint(where: Path) -> int:
     """The newest checkpoint step a run writing under <where>/checkpoints has saved (-1: none)."""
     steps = [int(p.name) for p in (where / "checkpoints").glob("debug/*/*") if p.name.isdigit()]
     return max(steps, default=-1)
+
+
+SCENE_HW = (12, 16)
+
+
+def detection_scenes(n=6, seed=0):
+    """n images, each with two filled rectangles (values 100 and 200, left and right half;
+    classes 3 and 7) whose boxes and masks are exact, in 3 instance slots (the third always
+    padding, and the second of the last image too): a detection-shaped data set."""
+    h, w = SCENE_HW
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, h, w, 1), np.uint8)
+    boxes = np.zeros((n, 3, 4), np.float32)
+    masks = np.zeros((n, 3, h, w), np.uint8)
+    valid = np.zeros((n, 3), np.float32)
+    for i in range(n):
+        for k, value in enumerate((100, 200)):
+            if i == n - 1 and k == 1:
+                continue
+            x0, y0 = k * w // 2 + rng.integers(0, w // 2 - 4), rng.integers(0, h - 4)  # no overlap
+            x1, y1 = x0 + rng.integers(2, 5), y0 + rng.integers(2, 5)
+            images[i, y0:y1, x0:x1, 0] = value
+            masks[i, k, y0:y1, x0:x1] = 1
+            boxes[i, k] = (x0, y0, x1, y1)
+            valid[i, k] = 1
+    classes = np.tile(np.array([3, 7, 0], np.int32), (n, 1))
+    return {"image": images, "boxes": boxes, "masks": masks, "classes": classes, "valid": valid}

@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from conftest import SCENE_HW, detection_scenes as scenes
 
 from repro.data.fields import Field
 from repro.data.transforms import Normalize, RandomCropFlip, Transforms
@@ -10,31 +11,7 @@ from repro.data.transforms import Normalize, RandomCropFlip, Transforms
 FIELDS = {"image": Field("image"), "boxes": Field("boxes", valid="valid"),
           "masks": Field("masks", valid="valid"), "classes": Field("classes", valid="valid"),
           "valid": Field("valid")}
-H, W = 12, 16  # every dimension differs: a transposed box or mask cannot pass
-
-
-def scenes(n=6, seed=0):
-    """n images, each with two filled rectangles (values 100 and 200, left and right half) whose
-    boxes and masks are exact; the second instance slot of the last example is padding."""
-    rng = np.random.default_rng(seed)
-    images = np.zeros((n, H, W, 1), np.uint8)
-    boxes = np.zeros((n, 3, 4), np.float32)
-    masks = np.zeros((n, 3, H, W), np.uint8)
-    valid = np.zeros((n, 3), np.float32)
-    for i in range(n):
-        for k, value in enumerate((100, 200)):
-            if i == n - 1 and k == 1:
-                continue
-            x0, y0 = k * W // 2 + rng.integers(0, W // 2 - 4), rng.integers(0, H - 4)  # no overlap
-            x1, y1 = x0 + rng.integers(2, 5), y0 + rng.integers(2, 5)
-            images[i, y0:y1, x0:x1, 0] = value
-            masks[i, k, y0:y1, x0:x1] = 1
-            boxes[i, k] = (x0, y0, x1, y1)
-            valid[i, k] = 1
-    classes = np.tile(np.array([3, 7, 0], np.int32), (n, 1))
-    return {"image": images, "boxes": boxes, "masks": masks, "classes": classes, "valid": valid}
-
-
+H, W = SCENE_HW  # every dimension differs: a transposed box or mask cannot pass
 def mask_box(mask):
     """The tight box (x0, y0, x1, y1) of a 0/1 mask [H, W], or None when it is empty."""
     ys, xs = np.nonzero(mask)
