@@ -100,7 +100,8 @@ class PixelBoxDetector(nnx.Module):
             found.append(cols.any(1).astype(jnp.float32))
         boxes = jnp.stack(boxes, 1) + self.offset[...]
         scores = jnp.stack(found, 1)
-        return {"boxes": boxes, "scores": scores, "classes": jnp.broadcast_to(jnp.array([3, 7]), scores.shape)}
+        classes = jnp.broadcast_to(jnp.array([3, 7]), scores.shape)
+        return {"boxes": boxes, "scores": scores, "classes": classes}
 
 
 class BoxRegression:

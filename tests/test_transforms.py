@@ -3,7 +3,8 @@
 import jax
 import numpy as np
 import pytest
-from conftest import SCENE_HW, detection_scenes as scenes
+from conftest import SCENE_HW
+from conftest import detection_scenes as scenes
 
 from repro.data.fields import Field
 from repro.data.transforms import Normalize, RandomCropFlip, Transforms
