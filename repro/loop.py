@@ -18,6 +18,7 @@ from flax import nnx
 
 from repro.data.fields import split_size
 from repro.data.pipeline import batch_indices
+from repro.data.samplers import EpochSampler
 from repro.evaluation import HostEvaluators, Probes, SplitMeans
 from repro.interfaces import Constrained
 from repro.parallel import check_batch, replicate, shard_batch
@@ -35,6 +36,7 @@ def seed_keys(seed: int) -> dict[str, jax.Array]:
     return {name: jax.random.fold_in(root, i) for i, name in enumerate(KEY_PURPOSES)}
 
 
+FEEDS = ("device", "host")
 LOOP_INPUTS = ("step", "phase")  # what train_loss may declare in `needs` (the rest: repro/run.py)
 
 
@@ -63,6 +65,13 @@ class Trainer:
     Every state leaf, metric and eval value then has that leading axis (`seed_record` slices
     one seed's record); `seeds` only names them in errors.
 
+    Feeding: by default the training split lives on the device and each chunk draws its batch
+    indices there (uniform epochs). With a `sampler` (repro/data/samplers.py) the host gives each
+    chunk's indices; with `feed="host"` the split stays on the host too and each chunk's batches
+    are gathered there and sent over (data that cannot sit on the device). The host prepares the
+    next chunk's feed while the device runs the current one; a feed is a pure function of (seed,
+    step), so a resumed run gets exactly the batches it would have got.
+
     Evaluation (repro/evaluation.py) runs the objective's split means, the probes and the host
     evaluators; a probe or evaluator with `final_only = True` (e.g. sampling from a generative
     model) runs only at the evaluation after the last step of `fit`, not at every evaluation.
@@ -84,7 +93,11 @@ class Trainer:
         evaluators: Sequence = (),
         mesh=None,
         seeds: Sequence[int] | None = None,
+        sampler=None,
+        feed: str = "device",
     ):
+        if feed not in FEEDS:
+            raise ValueError(f"feed={feed!r}: one of {FEEDS} (data.feed)")
         check_batch(batch_size, mesh)
         check_batch(eval_batch_size, mesh)
         self.mesh = mesh
@@ -107,9 +120,11 @@ class Trainer:
         self.keys = key_dicts[0]
         self.seeds = list(seeds) if seeds is not None else list(range(len(models)))  # for errors
         self.initial_state = replicate(states[0], mesh)
-        # Data goes to the device(s) once; every batch is gathered from it inside the step.
-        self.train_data = replicate(dict(train_split), mesh)
         self.num_train = split_size(train_split)
+        self.feed, self.host_split = feed, dict(train_split)
+        self.sampler = sampler if sampler is not None or feed == "device" else EpochSampler()
+        # Device feed: the data go to the device(s) once; batches are gathered there in the step.
+        self.train_data = replicate(dict(train_split), mesh) if feed == "device" else {}
         self.eval_data = {
             name: replicate(pad_for_eval(split, eval_batch_size), mesh)
             for name, split in eval_splits.items()
@@ -121,10 +136,10 @@ class Trainer:
                            self.stacked),
         ]
         chunk = self._train_chunk
-        if self.stacked:  # one seed per leading index of state and keys; data shared
-            chunk = lambda state, data, keys, n, phase: jax.vmap(  # noqa: E731
-                lambda s, k: self._train_chunk(s, data, k, n, phase))(state, keys)
-        self._chunk = jax.jit(chunk, static_argnums=(3, 4), donate_argnums=0)
+        if self.stacked:  # one seed per leading index of state, keys and feed; data shared
+            chunk = lambda state, data, keys, given, n, phase: jax.vmap(  # noqa: E731
+                lambda s, k, g: self._train_chunk(s, data, k, g, n, phase))(state, keys, given)
+        self._chunk = jax.jit(chunk, static_argnums=(4, 5), donate_argnums=0)
         self._compiled: dict[tuple, Callable] = {}
         self.compile_seconds = 0.0
 
@@ -133,10 +148,12 @@ class Trainer:
         """The batch (every field) at these indices, split over the data-parallel devices (if any)."""
         return {name: shard_batch(field[idx], self.mesh) for name, field in data.items()}
 
-    def _train_step(self, state, idx, data, keys, phase: str | None = None):
+    def _train_step(self, state, given, data, keys, phase: str | None = None):
+        """One step on `given`: the batch's indices into the device data, or the batch itself."""
         step = state["step"]
-        batch = self.transforms(self.gather_batch(data, idx),
-                                key=jax.random.fold_in(keys["augment"], step), train=True)
+        raw = ({k: shard_batch(v, self.mesh) for k, v in given.items()} if self.feed == "host"
+               else self.gather_batch(data, given))
+        batch = self.transforms(raw, key=jax.random.fold_in(keys["augment"], step), train=True)
         dropout_key = jax.random.fold_in(keys["dropout"], step)
         loss_args = {name: {"step": step, "phase": phase}[name] for name in self.loss_inputs}
 
@@ -164,10 +181,11 @@ class Trainer:
         model.project()
         return nnx.split(model, nnx.Param, ...)[1]
 
-    def _train_chunk(self, state, data, keys, num_steps: int, phase: str | None = None):
+    def _train_chunk(self, state, data, keys, given, num_steps: int, phase: str | None = None):
         start = state["step"]
-        idx = batch_indices(keys["data"], start, num_steps, self.batch_size, self.num_train)
-        state, metrics = jax.lax.scan(lambda s, i: self._train_step(s, i, data, keys, phase), state, idx)
+        if given is None:  # the fast path: indices drawn here, on the device
+            given = batch_indices(keys["data"], start, num_steps, self.batch_size, self.num_train)
+        state, metrics = jax.lax.scan(lambda s, g: self._train_step(s, g, data, keys, phase), state, given)
         finite = metrics.pop("finite")
         summary = {f"train/{k}": v.mean() for k, v in metrics.items()}
         # First step whose loss was NaN/inf (or -1): lets the host name the step without syncing per step.
@@ -178,15 +196,38 @@ class Trainer:
 
     # ----- host side --------------------------------------------------------------------
     def chunk_fn(self, state, num_steps: int, phase: str | None = None):
-        """The compiled chunk for this length (and phase); compile time is measured here, apart
-        from run time."""
+        """The compiled chunk for this length (and phase), called as (state, data, keys[, feed]);
+        compile time is measured here, apart from run time."""
         if (num_steps, phase) not in self._compiled:
             t0 = time.perf_counter()
-            self._compiled[num_steps, phase] = self._chunk.lower(
-                state, self.train_data, self.keys, num_steps, phase
-            ).compile()
+            given = self.feed_for(0, num_steps)
+            compiled = self._chunk.lower(state, self.train_data, self.keys, given, num_steps, phase).compile()
+            self._compiled[num_steps, phase] = (
+                lambda state, data, keys, given=None: compiled(state, data, keys, given))
             self.compile_seconds += time.perf_counter() - t0
         return self._compiled[num_steps, phase]
+
+    def feed_for(self, step: int, num_steps: int):
+        """What the host gives the chunk of steps [step, step + num_steps): None (the device draws
+        its indices), the sampler's indices, or the gathered batches (feed="host"); with a
+        leading seed axis for vmapped seeds. Sent to the device asynchronously."""
+        if self.sampler is None:
+            return None
+        keys = list(self.keys["data"]) if self.stacked else [self.keys["data"]]
+        idx = np.stack([self.sampler.indices(k, step, num_steps, self.batch_size, self.host_split)
+                        for k in keys])
+        given = idx if self.feed == "device" else {k: v[idx] for k, v in self.host_split.items()}
+        given = jax.tree.map(lambda a: a if self.stacked else a[0], given)
+        return replicate(given, self.mesh)
+
+    def _plan(self, step: int, total_steps: int, chunk_steps: int) -> tuple[int, str | None]:
+        """(steps, phase) of the chunk that starts at `step`: up to the next chunk boundary, the
+        end, or (for an objective with phases) the end of the phase, whichever comes first."""
+        num_steps = min(chunk_steps - step % chunk_steps, total_steps - step)
+        if not self.phases:
+            return num_steps, None
+        phase, phase_steps = self.objective.phase(step)  # a chunk never spans two phases
+        return min(num_steps, phase_steps), phase
 
     def evaluate(self, state, final: bool = False) -> dict[str, float]:
         """Every evaluator's values; final=True adds the final-only probes and evaluators."""
@@ -224,15 +265,16 @@ class Trainer:
             history.append(record)
             for callback in callbacks:
                 callback(0, state, record)
+        plan = self._plan(step, total_steps, chunk_steps) if step < total_steps else None
+        given = self.feed_for(step, plan[0]) if plan else None
         while step < total_steps:
-            num_steps = min(chunk_steps - step % chunk_steps, total_steps - step)
-            phase = None
-            if self.phases:  # a chunk never spans two phases (each is its own compiled chunk)
-                phase, phase_steps = self.objective.phase(step)
-                num_steps = min(num_steps, phase_steps)
+            num_steps, phase = plan
             chunk = self.chunk_fn(state, num_steps, phase)
             t0 = time.perf_counter()
-            state, summary = chunk(state, self.train_data, self.keys)
+            state, summary = chunk(state, self.train_data, self.keys, given)  # dispatched, not waited for
+            if step + num_steps < total_steps:  # the host prepares the next feed meanwhile
+                plan = self._plan(step + num_steps, total_steps, chunk_steps)
+                given = self.feed_for(step + num_steps, plan[0])
             summary = jax.device_get(summary)  # the one host sync per chunk
             timing["train_seconds"] += time.perf_counter() - t0
             step += num_steps

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
+import sys
 from pathlib import Path
 
 import yaml
@@ -17,20 +18,24 @@ import yaml
 from repro import verdicts
 from repro.configuration import compose, config_hash, to_dict
 from repro.results import BadResultFile, load_results
+from repro.spec import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_specs(experiments_dir: Path = ROOT / "experiments") -> list[dict]:
-    """Every paper's spec; its experiment (config, results folder) is the folder's name."""
+def load_specs(experiments_dir: Path = ROOT / "experiments", broken: dict | None = None) -> list[dict]:
+    """Every paper's spec, checked (repro/spec.py); its experiment is the folder's name. A spec
+    that fails its check is left out, so it breaks no other paper's command: its error goes into
+    `broken` ({experiment: message}) when given, else to stderr as a warning."""
     specs = []
     for path in sorted(experiments_dir.glob("*/spec.yaml")):
-        spec = yaml.safe_load(path.read_text())
-        if spec.get("experiment", path.parent.name) != path.parent.name:
-            raise ValueError(f"{path} names experiment {spec['experiment']!r}: a paper's folder is "
-                             f"its experiment, so rename the folder or drop the key")
-        spec["experiment"], spec["_dir"] = path.parent.name, path.parent
-        specs.append(spec)
+        try:
+            specs.append(load_spec(path))
+        except SpecError as err:
+            if broken is None:
+                print(f"warning: {err} (spec skipped)", file=sys.stderr)
+            else:
+                broken[path.parent.name] = str(err)
     return specs
 
 

@@ -42,11 +42,14 @@ LOCAL = report.ROOT / "local"  # git-ignored: this machine's runs and its compar
 def find_spec(paper: str) -> dict:
     """The spec of an experiment (= its folder's name), dashes allowed (bn-mnist = bn_mnist)."""
     wanted = paper.replace("-", "_")
-    specs = report.load_specs()
+    broken: dict[str, str] = {}
+    specs = report.load_specs(broken=broken)
+    if wanted in broken:
+        raise SystemExit(f"error: {broken[wanted]}")
     for spec in specs:
         if wanted == spec["experiment"]:
             return spec
-    known = ", ".join(sorted(s["experiment"] for s in specs))
+    known = ", ".join(sorted([s["experiment"] for s in specs] + list(broken)))
     raise SystemExit(f"error: no paper {paper!r}; known: {known}")
 
 

@@ -22,6 +22,7 @@ from repro.checkpoint import Checkpointer
 from repro.configuration import config_hash, config_name, run_name, seed_configs, to_dict
 from repro.data import DataError, Dataset, load_dataset
 from repro.data.transforms import for_data
+from repro.facts import static_facts
 from repro.lock import run_locks
 from repro.loop import Trainer, seed_keys, seed_record
 from repro.optim import make_optimizer
@@ -110,6 +111,8 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
         eval_batch_size=cfg.train.eval_batch_size,
         probes=probes,
         evaluators=evaluators,
+        sampler=instantiate(cfg.data.sampler) if cfg.data.sampler is not None else None,
+        feed=cfg.data.feed or "device",
         mesh=data_mesh(cfg.train.data_parallel),
         seeds=seeds,
     )
@@ -240,8 +243,9 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
     timing = elapsed(cfg.train.steps)
     timing.update(steps_per_second=timing["steps"] / max(timing["train_seconds"], 1e-9),
                   vmapped_seeds=seeds if stacked else None)
-    results = _result_records(cfg, members, names, history, stacked, data, trainer, timing, bool(prior),
-                              origin)
+    facts = static_facts(trainer, state, stacked)
+    results = _result_records(cfg, members, names, history, stacked, data, trainer, timing, facts,
+                              bool(prior), origin)
     if lead:
         _write_results(cfg, results, state, stacked)
     if checkpointer and not cfg.train.keep_checkpoints:
@@ -249,7 +253,7 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
     return results
 
 
-def _result_records(cfg, members, names, history, stacked, data, trainer, timing, resumed,
+def _result_records(cfg, members, names, history, stacked, data, trainer, timing, facts, resumed,
                     origin) -> list[dict]:
     """One result dict per seed of `members`: its config, data, history, timing and provenance."""
     results = []
@@ -272,6 +276,7 @@ def _result_records(cfg, members, names, history, stacked, data, trainer, timing
             "final": final,
             "history": own,
             "timing": timing,
+            "facts": facts,
             "resumed": resumed,
             "init_from": trainer.init_from[i] if trainer.init_from else None,
             "provenance": origin,

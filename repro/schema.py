@@ -94,6 +94,12 @@ class DataConfig:
     # Batch transforms, `_target_` nodes applied in order (repro/data/transforms.py); empty: the
     # ones augment/pad/mean/std describe.
     transforms: list[Any] = optional(factory=list)
+    # Which examples each step sees: null = uniform epochs drawn on the device; else a
+    # `_target_` node of repro/data/samplers.py (e.g. ClassBalanced: P classes x K examples).
+    sampler: Any = optional()
+    # Where the training split lives: null/device = on the device, batches gathered there;
+    # host = on the host, each chunk's batches gathered there and sent over (large data).
+    feed: str | None = optional()
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """How a reproduced number is judged against the paper's: one rule, stated once, for every paper.
 
 **Values.** A spec row reads `metric` from each run's history at `step` (None: the last
-evaluation). `metric` may be a ratio of two logged metrics, `"a / b"` (per run), a row with
-`steps_to: x` reads instead the first evaluated step at which the metric reaches x, and one with
-`over_training: min` (or max) the best value of any evaluation (a value selected on the metric
-itself: a row says so).
+evaluation), or from the result's `facts` or `timing` block when it is `facts/<name>` (e.g.
+`facts/parameters`) or `timing/<name>` (e.g. `timing/steps_per_second`). `metric` may be a
+ratio of two logged metrics, `"a / b"` (per run), a row with `steps_to: x` reads instead the
+first evaluated step at which the metric reaches x, and one with `over_training: min` (or max)
+the best value of any evaluation (a value selected on the metric itself: a row says so).
 
 **Tolerance.** A row is within when |ours - paper| <= max(floor, 2 SE), with
 
@@ -34,6 +35,8 @@ import statistics
 
 from scipy import stats
 
+RESULT_BLOCKS = ("facts", "timing")  # `facts/parameters`, `timing/steps_per_second`: read there
+
 
 def value_of(result: dict, item: dict) -> float | None:
     """The row's value in one run: the metric (or ratio) at `step`, or the steps to a threshold."""
@@ -44,6 +47,10 @@ def value_of(result: dict, item: dict) -> float | None:
     if " / " in metric:
         top, bottom = (value_of(result, {**item, "metric": m.strip()}) for m in metric.split(" / "))
         return None if top is None or bottom is None else top / bottom
+    block, _, name = metric.partition("/")
+    if block in RESULT_BLOCKS:  # a static fact or a timing of the run, not a curve
+        value = (result.get(block) or {}).get(name)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
     evals = [r for r in result["history"] if metric in r]
     if not evals:
         return None

@@ -42,7 +42,7 @@ def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
     monkeypatch.setattr(report, "ROOT", tmp_path)
     monkeypatch.setattr(reproduce, "LOCAL", tmp_path / "local")
     real_load_specs = report.load_specs
-    monkeypatch.setattr(report, "load_specs", lambda: real_load_specs(tmp_path / "experiments"))
+    monkeypatch.setattr(report, "load_specs", lambda **k: real_load_specs(tmp_path / "experiments", **k))
 
     assert reproduce.main(["debug", "--only", "fast", "--check"]) == 0
     local = sorted(p.name for p in (tmp_path / "local" / "results" / "debug").glob("*.json"))
