@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from repro import verdicts
+from repro import render, verdicts
 from repro.configuration import compose, config_hash, to_dict
 from repro.results import BadResultFile, load_results
 from repro.spec import SpecError, load_spec
@@ -88,72 +88,8 @@ def summary_line(rows: list[dict]) -> str:
     return text + "."
 
 
-def _fmt(x: float, digits: int) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _direction(row: dict) -> str:
-    """' (better)' / ' (worse)' after the difference when the spec row says which way is good
-    (`better: lower`, e.g. a negative log-likelihood, or `better: higher`)."""
-    better, diff = row.get("better"), row.get("diff", 0.0)
-    if better not in ("lower", "higher") or not diff:
-        return ""
-    return " (better)" if (diff < 0) == (better == "lower") else " (worse)"
-
-
-def tolerance_text(row: dict, tolerance: float) -> str:
-    """'±0.13', or for a log-scale row the factor: 'x/÷2.0'."""
-    if row.get("scale") == "log":
-        return f"×/÷{10 ** tolerance:.2g}"
-    return f"±{tolerance:.{row.get('digits', 4)}f}"
-
-
-def _diff_text(row: dict) -> str:
-    if row.get("scale") == "log":
-        return f"×{10 ** row['diff']:.2g}{_direction(row)}"
-    return f"{row['diff']:+.{row.get('digits', 4)}f}{_direction(row)}"
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """One line per reported number. Optional spec keys: `digits`, `units` (printed after the
-    paper's and our values, e.g. nats) and `better` (lower | higher: labels the difference)."""
-    lines = ["| reported number | source | paper | ours (mean ± std) | status | diff | tolerance "
-             "| within |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        d = r.get("digits", 4)
-        units = f" {r['units']}" if r.get("units") else ""
-        if r["n"]:
-            ours = f"{_fmt(r['mean'], d)} ± {_fmt(r['std'], d)}{units}"
-            diff, tol = _diff_text(r), tolerance_text(r, r["tolerance"])
-            within = "yes" if r["within"] else "**no**"
-        else:
-            ours, diff, tol, within = "–", "–", f"floor {tolerance_text(r, r['floor'])}", "–"
-        lines.append(f"| {r['description']} | {r['source']} | {r['value']}{units} | {ours} | {r['status']} "
-                     f"| {diff} | {tol} | {within} |")
-    return "\n".join(lines)
-
-
 def check_claims(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
     return [verdicts.check_claim(claim, groups) for claim in spec.get("claim_tests", [])]
-
-
-def claims_table(rows: list[dict]) -> str:
-    """The paper's claims tested within seeds (repro.verdicts): difference, 95% interval, verdict."""
-    lines = ["| claim | source | paper | ours: mean [95% interval] | seeds | verdict |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        d = r.get("digits", 3)
-        if r["n"] == 0:
-            ours = "–"
-        elif r["low"] is None:
-            ours = _fmt(r["mean"], d)
-        else:
-            ours = f"{_fmt(r['mean'], d)} [{_fmt(r['low'], d)}, {_fmt(r['high'], d)}]"
-        paper = "–" if r.get("paper") is None else _fmt(float(r["paper"]), d)
-        verdict = r["verdict"] if r["verdict"].startswith(("holds", "not run")) else f"**{r['verdict']}**"
-        lines.append(f"| {r['description']} | {r.get('source', '')} | {paper} | {ours} | {r['n']} "
-                     f"| {verdict} |")
-    return "\n".join(lines)
 
 
 def claims_line(rows: list[dict]) -> str:
@@ -181,15 +117,15 @@ def paper_section(spec: dict, results_dir: Path, strict: bool = False) -> tuple[
              "Tolerances and claims follow the rule of `repro/verdicts.py` (README, \"How numbers are "
              "judged\").", ""]
     if rows:
-        lines += [summary_line(rows), "", markdown_table(rows), ""]
+        lines += [summary_line(rows), "", render.markdown_table(rows), ""]
     claims = check_claims(spec, groups)
     if claims:
-        lines += [claims_line(claims), "", claims_table(claims), ""]
+        lines += [claims_line(claims), "", render.claims_table(claims), ""]
     if skipped:
         lines += [f"**{len(skipped)} result file(s) could not be read and are left out:**", ""]
         lines += [f"- {message}" for message in skipped] + [""]
     if used:
-        lines.append(_provenance_line(groups))
+        lines.append(render.provenance_line(groups))
     others = [r for r in results if not any(r in g for g in groups.values())]
     if others:
         lines += ["", f"{len(others)} other result file(s) in results/{spec['experiment']}/ "
@@ -236,7 +172,7 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
                     else {"metric": metric, "step": step})
             values = [v for v in (verdicts.value_of(r, item) for r in runs) if v is not None]
             mean, std, _ = verdicts.summarize(values) if values else (math.nan, math.nan, 0)
-            cells.append(f"{_fmt(mean, 4)} ± {_fmt(std, 4)}")
+            cells.append(f"{render.fmt(mean, 4)} ± {render.fmt(std, 4)}")
         if runs[0].get("data_partial"):  # never a reproduction: say so where it is listed
             diff.append(f"partial data ({runs[0]['data_partial']})")
         rows.append(f"| {', '.join(diff) or '(no difference in config values)'} | {len(runs)} "
@@ -246,15 +182,6 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
     header = [f"| differs from the experiment config in | seeds | {' | '.join(columns)} |",
               "|---|---|" + "---|" * len(steps)]
     return "\n".join(header + sorted(rows))
-
-
-def _provenance_line(groups: dict[str, list[dict]]) -> str:
-    runs = [r for g in groups.values() for r in g]
-    commits = sorted({(r["provenance"].get("commit") or "unknown")[:10] for r in runs})
-    devices = sorted({r["provenance"]["hardware"]["device_kind"] for r in runs})
-    wall = [r["timing"]["wall_seconds"] for r in runs]
-    return (f"From {len(runs)} runs (commits {', '.join(commits)}; devices {', '.join(devices)}; "
-            f"wall time per run {min(wall):.0f}–{max(wall):.0f} s).")
 
 
 def _anchor(title: str) -> str:

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import math
 import shutil
 import subprocess
 import sys
 import time
 
-from repro import report, verdicts
+from repro import render, report, verdicts
 from repro.results import load_results
 from repro.weights import weights_path
 
@@ -91,33 +90,11 @@ def train(spec: dict, variants: list[str], seeds: list[int] | None, extra: list[
         print(f"[reproduce] {variant}: done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def verdict(reference: dict[int, float], local: dict[int, float]) -> tuple[str, bool]:
-    """(text, differs beyond the seed spread) for one reported number; values keyed by seed."""
-    if not local:
-        return "not run here", False
-    if not reference:
-        return "no reference", False
-    if all(s in reference and reference[s] == v for s, v in local.items()):
-        return "bitwise equal", False
-    (m_ref, s_ref, n_ref), (m_loc, s_loc, n_loc) = (verdicts.summarize(list(d.values()))
-                                                     for d in (reference, local))
-    largest = max(abs(v - reference[s]) for s, v in local.items() if s in reference) \
-        if set(local) & set(reference) else abs(m_loc - m_ref)
-    s_ref = s_ref if n_ref > 1 else s_loc
-    s_loc = s_loc if n_loc > 1 else s_ref
-    if n_ref < 2 and n_loc < 2:
-        return f"no spread to judge by (one seed each; differs by {largest:.4g})", False
-    bound = 2 * math.sqrt(s_ref**2 / n_ref + s_loc**2 / n_loc)
-    if abs(m_loc - m_ref) <= bound:
-        return f"within seed spread (means {m_loc - m_ref:+.4g}, 2 s.e. {bound:.3g})", False
-    return f"**differs** by up to {largest:.4g} (means {m_loc - m_ref:+.4g}, 2 s.e. {bound:.3g})", True
-
-
 def _stats(values: dict[int, float], digits: int) -> str:
     if not values:
         return "–"
     mean, std, n = verdicts.summarize(list(values.values()))
-    return f"{report._fmt(mean, digits)} ± {report._fmt(std, digits)} (n={n})"
+    return f"{render.fmt(mean, digits)} ± {render.fmt(std, digits)} (n={n})"
 
 
 def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
@@ -126,10 +103,7 @@ def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
     the seed spread, a claim judged otherwise)."""
     reference = report.group_by_variant(spec, load_results(report.ROOT / "results", spec["experiment"]))
     local = report.group_by_variant(spec, load_results(LOCAL / "results", spec["experiment"]))
-    lines = [f"## {spec['title']}", "",
-             "| reported number | paper | reference (committed) | this machine | reference vs paper "
-             "| this machine vs reference |", "|---|---|---|---|---|---|"]
-    differing = 0
+    rows, differing = [], 0
     for item in spec["reported"]:
         if item["variant"] not in variants:
             continue
@@ -139,28 +113,32 @@ def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
         if ref:
             judged = verdicts.judge(item, list(ref.values()))
             vs_paper = (f"{'within' if judged['within'] else '**outside**'} "
-                        f"{report.tolerance_text(item, judged['tolerance'])}")
+                        f"{render.tolerance_text(item, judged['tolerance'])}")
         else:
             vs_paper = "not run"
-        text, differs = verdict(ref, loc)
+        text, differs = verdicts.versus_reference(ref, loc)
         differing += differs
-        lines.append(f"| {item['description']} | {item['value']} | {_stats(ref, digits)} "
-                     f"| {_stats(loc, digits)} | {vs_paper} | {text} |")
+        rows.append([item["description"], item["value"], _stats(ref, digits), _stats(loc, digits),
+                     vs_paper, text])
+    lines = [f"## {spec['title']}", "", render.table(
+        ["reported number", "paper", "reference (committed)", "this machine", "reference vs paper",
+         "this machine vs reference"], rows)]
     claims = [c for c in spec.get("claim_tests", []) if c["a"] in variants]
     if claims:
-        lines += ["", "| claim | reference (committed) | this machine |", "|---|---|---|"]
+        rows = []
         for claim in claims:
             ref, loc = verdicts.check_claim(claim, reference), verdicts.check_claim(claim, local)
             # A claim this machine judges otherwise than the reference counts as a difference.
             judged = [row["verdict"].split()[0] for row in (ref, loc) if row["n"]]
             differing += len(judged) == 2 and judged[0] != judged[1]
-            lines.append(f"| {claim['description']} | {_claim_text(ref)} | {_claim_text(loc)} |")
+            rows.append([claim["description"], _claim_text(ref), _claim_text(loc)])
+        lines += ["", render.table(["claim", "reference (committed)", "this machine"], rows)]
     runs = [r for v in variants for r in reference[v]]
     if runs:
-        lines += ["", "Reference: " + report._provenance_line({"all": runs})]
+        lines += ["", "Reference: " + render.provenance_line({"all": runs})]
     runs = [r for v in variants for r in local[v]]
     if runs:
-        lines += ["This machine: " + report._provenance_line({"all": runs})]
+        lines += ["This machine: " + render.provenance_line({"all": runs})]
     return "\n".join(lines) + "\n", differing
 
 

@@ -125,3 +125,29 @@ def check_claim(claim: dict, groups: dict[str, list[dict]]) -> dict:
     else:
         verdict = "unresolved"
     return {**row, "mean": mean, "low": low, "high": high, "verdict": verdict}
+
+
+def versus_reference(reference: dict[int, float], local: dict[int, float]) -> tuple[str, bool]:
+    """This machine's values of one reported number vs the committed reference's, seed for seed
+    (values keyed by seed): (text, differs beyond the seed spread). Bitwise equal when every seed
+    run here has exactly the reference's value of the same seed; else within the seed spread
+    when the means differ by at most 2 standard errors of their difference (each side's seed std;
+    one side's stands in for a side with a single seed); else it differs."""
+    if not local:
+        return "not run here", False
+    if not reference:
+        return "no reference", False
+    if all(s in reference and reference[s] == v for s, v in local.items()):
+        return "bitwise equal", False
+    (m_ref, s_ref, n_ref), (m_loc, s_loc, n_loc) = (summarize(list(d.values()))
+                                                     for d in (reference, local))
+    largest = max(abs(v - reference[s]) for s, v in local.items() if s in reference) \
+        if set(local) & set(reference) else abs(m_loc - m_ref)
+    s_ref = s_ref if n_ref > 1 else s_loc
+    s_loc = s_loc if n_loc > 1 else s_ref
+    if n_ref < 2 and n_loc < 2:
+        return f"no spread to judge by (one seed each; differs by {largest:.4g})", False
+    bound = 2 * math.sqrt(s_ref**2 / n_ref + s_loc**2 / n_loc)
+    if abs(m_loc - m_ref) <= bound:
+        return f"within seed spread (means {m_loc - m_ref:+.4g}, 2 s.e. {bound:.3g})", False
+    return f"**differs** by up to {largest:.4g} (means {m_loc - m_ref:+.4g}, 2 s.e. {bound:.3g})", True

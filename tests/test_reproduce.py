@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from repro import report, reproduce
-from repro.reproduce import verdict
+from repro.verdicts import versus_reference
 
 
 @pytest.mark.parametrize("reference, local, expected, differs", [
@@ -22,7 +22,7 @@ from repro.reproduce import verdict
     ({0: 0.9}, {}, "not run here", False),
 ])
 def test_verdicts(reference, local, expected, differs):
-    text, beyond = verdict(reference, local)
+    text, beyond = versus_reference(reference, local)
     assert text.startswith(expected) and beyond is differs
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 import yaml
 
-from repro import report
+from repro import render, report
 from repro.configuration import compose, config_hash
 from repro.data import DataError
 from repro.results import BadResultFile, ResultExistsError, load_results, write_result
@@ -94,8 +94,8 @@ def test_report_table_uses_only_current_configs(tmp_path, run_overrides, monkeyp
     accuracies = [r["test/accuracy"] for r in slow["history"] if "test/accuracy" in r]
     assert "| test/accuracy at the end | test/accuracy, max over training |" in text
     cells = [c.strip() for c in other.split("|")]
-    assert cells[3].startswith(report._fmt(accuracies[-1], 4))
-    assert cells[4].startswith(report._fmt(max(accuracies), 4))
+    assert cells[3].startswith(render.fmt(accuracies[-1], 4))
+    assert cells[4].startswith(render.fmt(max(accuracies), 4))
     assert "2 result file(s) could not be read" in text
     assert "empty.json is not a readable result file" in text and "nohash.json lacks" in text
     assert len(load_results(results_dir, "debug")) == 3
@@ -128,7 +128,7 @@ def test_report_gives_mean_std_and_the_number_of_seeds_once_each():
     assert [(r["seed"], r["tag"]) for r in groups["base"]] == [(0, cfg.tag), (1, cfg.tag), (2, cfg.tag)]
     (row,) = report.compare(spec, groups)
     assert row["n"] == 3 and row["mean"] == pytest.approx(0.5) and row["std"] == pytest.approx(0.1)
-    cells = [c.strip() for c in report.markdown_table([row]).splitlines()[-1].split("|")]
+    cells = [c.strip() for c in render.markdown_table([row]).splitlines()[-1].split("|")]
     assert cells[4:9] == ["0.5000 ± 0.1000", "run (3 seeds)", "+0.0000", "±0.2000", "yes"]
     # A spec can ask for more seeds than ran: the row is then only partly reproduced.
     (row,) = report.compare({**spec, "seeds_wanted": 5}, groups)
@@ -151,13 +151,13 @@ def test_report_rows_with_units_and_a_lower_is_better_metric():
     better = {**base, "n": 2, "status": "partly run (2 of 3 seeds)",
               "mean": 80.8, "std": 0.1, "diff": -0.5, "tolerance": 1.0, "within": True}
     not_run = {**base, "n": 0, "status": "not run"}
-    lines = report.markdown_table([worse, better, not_run]).splitlines()[2:]
+    lines = render.markdown_table([worse, better, not_run]).splitlines()[2:]
     assert lines[0] == ("| test NLL (nats per image, lower is better) | Table 4 | 81.3 nats | 85.00 ± – nats "
                         "| partly run (1 of 3 seeds) | +3.70 (worse) | ±1.00 | **no** |")
     assert "| 80.80 ± 0.10 nats | partly run (2 of 3 seeds) | -0.50 (better) | ±1.00 | yes |" in lines[1]
     assert "| 81.3 nats | – | not run |" in lines[2]
     higher = {**better, "better": "higher"}
-    assert "-0.50 (worse)" in report.markdown_table([higher])
+    assert "-0.50 (worse)" in render.markdown_table([higher])
 
 
 def test_a_difference_exactly_at_the_tolerance_is_within():

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from repro import report
+from repro import render
 from repro.verdicts import check_claim, judge, tolerance, value_of
 
 
@@ -39,7 +39,7 @@ def test_log_scale_rows_are_judged_as_factors():
     row = {"value": 100.0, "floor": math.log10(2), "scale": "log"}
     assert judge(row, [190.0])["within"] and judge(row, [55.0])["within"]
     assert not judge(row, [210.0])["within"] and not judge(row, [45.0])["within"]
-    assert report.tolerance_text(row, math.log10(2)) == "×/÷2"
+    assert render.tolerance_text(row, math.log10(2)) == "×/÷2"
     with pytest.raises(ValueError, match="scale: log"):
         judge(row, [0.0])
 

@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from repro.render import save_figure
+
 STEPS_IN_PAPER_PLOT = 50_000  # the x axis of panels (b, c) is unlabeled; assumed 0-50k steps
 COLORS = {"with_bn": "tab:blue", "without_bn": "tab:red"}
 LABELS = {"with_bn": "with BN", "without_bn": "without BN"}
@@ -46,9 +48,7 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     path = out_dir / "figure1a_test_accuracy.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     figures.append(("Figure 1(a): test accuracy, ours vs paper", path))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
@@ -68,8 +68,6 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
     axes[0].plot([], [], "--", color="gray", label="paper (15/50/85th)")
     axes[0].legend(fontsize=8)
     path = out_dir / "figure1bc_sigmoid_input.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     figures.append(("Figure 1(b, c): 15/50/85th percentiles of one sigmoid input, seed 0", path))
     return figures

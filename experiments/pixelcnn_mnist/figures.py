@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from repro.render import save_figure
+
 SAMPLES_KEY = "probe/samples_packed"
 
 
@@ -77,9 +79,7 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     path = out_dir / "nll_curve.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     figures.append(("NLL during training: training batches, validation and test at every evaluation "
                     "(step 0, ~543 nats, off the scale); the paper's Table 4 as lines", path))
     return figures

@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from repro.render import save_figure
+
 METRIC = "probe/oracle_nll"
 MLE_EPOCHS = 120
 COLORS = {"mle": "tab:blue", "ss": "tab:green", "seqgan_reduced": "tab:red", "seqgan": "tab:purple",
@@ -73,8 +75,6 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
         axis.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper right")
     path = out_dir / "oracle_nll_curves.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return [("Oracle NLL over training, ours vs the authors' code log and Table 1, and the held-out NLL",
              path)]

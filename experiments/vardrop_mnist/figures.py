@@ -11,7 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.vardrop_mnist.make_spec import MNIST_METHODS  # noqa: E402
+from repro.render import save_figure
+
+# Reference-CSV method names (reference/figure1_mnist.csv) -> model.dropout.
+MNIST_METHODS = {"no_dropout": "none", "binary_dropout": "binary", "gaussian_dropout_a": "gaussian_a",
+                 "variational_a": "variational_a", "variational_a2": "variational_a2",
+                 "gaussian_dropout_b": "gaussian_b", "variational_b": "variational_b"}
 
 
 def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Path):
@@ -37,9 +42,7 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     path = out_dir / "figure1a_test_error.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     figures = [("Figure 1(a): test error vs hidden units, ours vs paper", path)]
     alpha_path = alpha_figure(groups, out_dir)
     if alpha_path:
@@ -74,7 +77,5 @@ def alpha_figure(groups: dict[str, list[dict]], out_dir: Path) -> Path | None:
         ax.legend(fontsize=6)
     axes[0].set_ylabel("fraction of alphas at 1")
     path = out_dir / "alpha_at_cap.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
