@@ -26,6 +26,18 @@ REMOVED_KEYS = ("train.unroll",)
 # Optional keys whose "not used" value changed: a stored former value stands for the current
 # default (optim.groups was None before it became a list).
 FORMER_DEFAULTS = {"optim.groups": None}
+# Classes that moved into their paper's folder after results were hashed under their old path:
+# a stored config's old `_target_` loads as the new one, and the hash is taken under the old
+# one, so those results keep their hash (and name) and nothing is rewritten.
+MOVED_TARGETS = {
+    "repro.models.sequence.LSTMGenerator": "experiments.seqgan.sequence.LSTMGenerator",
+    "repro.models.sequence.SeqGAN": "experiments.seqgan.sequence.SeqGAN",
+    "repro.objectives.SequenceNLL": "experiments.seqgan.objectives.SequenceNLL",
+    "repro.objectives.AdversarialSequence": "experiments.seqgan.objectives.AdversarialSequence",
+    "repro.objectives.PolicyGradientBLEU": "experiments.seqgan.objectives.PolicyGradientBLEU",
+    "repro.models.vae.MixtureVAE": "experiments.mixture_backprop.vae.MixtureVAE",
+    "repro.objectives.MixtureELBO": "experiments.mixture_backprop.objective.MixtureELBO",
+}
 
 if not OmegaConf.has_resolver("prod"):
     OmegaConf.register_new_resolver("prod", lambda xs: math.prod(int(x) for x in xs))
@@ -72,10 +84,26 @@ def _drop(tree: dict, dotted: str, if_equal=_ANY) -> None:
         node.pop(leaf)
 
 
+def _retarget(tree, moves: dict[str, str]):
+    """The tree with every `_target_` found in `moves` replaced by its mapping."""
+    if isinstance(tree, dict):
+        return {k: (moves.get(v, v) if k == "_target_" and isinstance(v, str) else _retarget(v, moves))
+                for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_retarget(v, moves) for v in tree]
+    return tree
+
+
+def with_current_targets(config: dict) -> dict:
+    """A stored config with moved classes named where they are now (MOVED_TARGETS)."""
+    return _retarget(config, MOVED_TARGETS)
+
+
 def from_stored(config: dict) -> DictConfig:
     """A result file's config as the schema-merged config it stands for: keys added to the
-    schema since the run take their defaults (the hash leaves those out), removed keys go."""
-    tree = json.loads(json.dumps(config))
+    schema since the run take their defaults (the hash leaves those out), removed keys go,
+    moved classes load from where they are now (MOVED_TARGETS)."""
+    tree = with_current_targets(json.loads(json.dumps(config)))
     for dotted in REMOVED_KEYS:
         _drop(tree, dotted)
     for dotted, former in FORMER_DEFAULTS.items():
@@ -86,8 +114,9 @@ def from_stored(config: dict) -> DictConfig:
 def config_hash(cfg: DictConfig) -> str:
     """8 hex digits identifying what a run computes (seed excluded: seeds of one config group).
     Taken over the schema-merged config, less NOT_HASHED and the keys added since results were
-    first hashed (schema.OPTIONAL) while they hold their default, so such keys orphan nothing."""
-    tree = to_dict(cfg)
+    first hashed (schema.OPTIONAL) while they hold their default, so such keys orphan nothing;
+    moved classes are hashed under their former path (MOVED_TARGETS)."""
+    tree = _retarget(to_dict(cfg), {new: old for old, new in MOVED_TARGETS.items()})
     for dotted in NOT_HASHED:
         _drop(tree, dotted)
     for dotted, default in schema.OPTIONAL.items():

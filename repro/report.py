@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from repro import render, verdicts
-from repro.configuration import compose, config_hash, to_dict
+from repro.configuration import compose, config_hash, to_dict, with_current_targets
 from repro.results import BadResultFile, load_results
 from repro.spec import SpecError, load_spec
 
@@ -162,7 +162,7 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
     rows = []
     for runs in by_config.values():
         runs = one_per_seed(runs)
-        flat = _flatten(runs[0]["config"])
+        flat = _flatten(with_current_targets(runs[0]["config"]))
         diff = [f"{k}={flat[k]}" for k in sorted(flat) if k in base and flat[k] != base[k]
                 and not k.startswith(("paths.", "logger.", "results.", "data.dir", "progress"))
                 and k not in ("seed", "tag")]

@@ -1,4 +1,4 @@
-"""Sentence BLEU on the device (repro/bleu.py), the PG-BLEU reward: exact against a direct
+"""Sentence BLEU on the device (experiments/seqgan/bleu.py), the PG-BLEU reward: exact against a direct
 count of n-grams, clipped like BLEU, refused where its int32 keys would overflow."""
 
 import collections
@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from repro import bleu
-from repro.objectives import PolicyGradientBLEU
+from experiments.seqgan import bleu
+from experiments.seqgan.objectives import PolicyGradientBLEU
 
 
 def direct_bleu(candidate, references, max_n=4, smoothing=0.1):

@@ -190,3 +190,25 @@ def test_every_result_changing_key_changes_the_hash(experiment):
     for key, value in _leaves(to_dict(cfg)).items():
         moved = config_hash(_perturb(cfg, key, value)) != base
         assert moved != _not_hashed(key), f"{key}: hash {'moved' if moved else 'did not move'}"
+
+
+def test_classes_moved_into_their_papers_folder_keep_the_hash_of_their_results():
+    """SeqGAN's and the mixture paper's classes moved out of repro/ after their results were
+    hashed: a config naming the new path hashes as the committed results were, a stored config
+    naming the old path loads the new class, and every new path imports."""
+    import json
+
+    from hydra.utils import get_class
+
+    from repro.configuration import MOVED_TARGETS, ROOT, config_hash, from_stored, to_dict
+
+    for new in MOVED_TARGETS.values():
+        get_class(new)
+    stored = json.loads((ROOT / "results" / "seqgan" / "mle-8d179b8b-seed0.json").read_text())
+    assert stored["config"]["objective"]["_target_"] == "repro.objectives.SequenceNLL"
+    cfg = compose(["experiment=seqgan"])
+    assert cfg.objective._target_ == "experiments.seqgan.objectives.SequenceNLL"
+    assert config_hash(cfg) == stored["config_hash"] == "8d179b8b"
+    loaded = from_stored(stored["config"])
+    assert loaded.objective._target_ == cfg.objective._target_ and config_hash(loaded) == "8d179b8b"
+    assert to_dict(loaded)["model"]["_target_"] == "experiments.seqgan.sequence.LSTMGenerator"

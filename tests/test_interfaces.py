@@ -60,8 +60,9 @@ def test_a_class_is_given_only_what_it_declares(tmp_path, tiny_data_dir):
     from repro.run import _with_run_inputs
 
     cfg = compose(["experiment=debug", f"data.dir={tiny_data_dir}"])
-    assert interfaces.check_needs(get_class("repro.objectives.PolicyGradientBLEU"), "o") == ("train_split",)
-    assert interfaces.check_needs(get_class("repro.objectives.SequenceNLL"), "o") == ("step",)
+    seqgan = "experiments.seqgan.objectives"
+    assert interfaces.check_needs(get_class(f"{seqgan}.PolicyGradientBLEU"), "o") == ("train_split",)
+    assert interfaces.check_needs(get_class(f"{seqgan}.SequenceNLL"), "o") == ("step",)
 
     class Data:
         def split(self, name):

@@ -1,5 +1,5 @@
-"""The reparameterized mixture sampler (repro/mixture.py, Graves 2016) and the checks its
-experiment reports (experiments/mixture_backprop/checks.py)."""
+"""The reparameterized mixture sampler (experiments/mixture_backprop/mixture.py, Graves 2016)
+and the checks its experiment reports (experiments/mixture_backprop/checks.py)."""
 
 import math
 
@@ -13,11 +13,11 @@ from flax import nnx
 from scipy import stats
 from scipy.optimize import brentq
 
+from experiments.mixture_backprop import mixture
 from experiments.mixture_backprop.checks import objectives, per_sample_gradients, random_mixture
-from repro import mixture
+from experiments.mixture_backprop.objective import MixtureELBO
+from experiments.mixture_backprop.vae import MixtureVAE
 from repro.configuration import compose
-from repro.models.vae import MixtureVAE
-from repro.objectives import MixtureELBO
 from repro.run import run
 
 

@@ -55,7 +55,10 @@ def test_every_model_convolves_through_the_suites_conv():
 
     bare = re.compile(r"\bnnx\.Conv(Transpose)?\(|\blax\.conv|\bjax\.lax\.conv")
     models = Path(conv.__file__).parent
-    offenders = [f"{p.name}:{i}" for p in sorted(models.glob("*.py")) if p.name != "conv.py"
+    papers = models.parent.parent / "experiments"  # a paper's own models live in its folder
+    files = [*sorted(models.glob("*.py")), *sorted(papers.glob("*/*.py"))]
+    assert len(files) > 20
+    offenders = [f"{p.name}:{i}" for p in files if p.name != "conv.py"
                  for i, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
     assert not offenders, f"use repro.models.conv.Conv instead of a bare conv at {offenders}"
     layer = conv.Conv(3, 4, (3, 3), rngs=nnx.Rngs(0))

@@ -14,9 +14,9 @@ from conftest import REAL_DATA, compose
 from flax import nnx
 from scipy import stats
 
+from experiments.seqgan import oracle_lstm, sequence
+from experiments.seqgan.objectives import AdversarialSequence
 from repro.data.transforms import for_data
-from repro.models import oracle_lstm, sequence
-from repro.objectives import AdversarialSequence
 from repro.optim import grouped
 
 needs_oracle = pytest.mark.skipif(not (REAL_DATA / "seqgan" / oracle_lstm.ORACLE_FILE).exists(),
@@ -156,7 +156,8 @@ def test_adversarial_phases():
 def test_online_oracle_is_checked_before_it_is_cached(tmp_path, monkeypatch):
     import io
 
-    from repro.data import DataError, seqgan_oracle
+    from experiments.seqgan import data as seqgan_oracle
+    from repro.errors import DataError
 
     monkeypatch.setattr(seqgan_oracle.urllib.request, "urlopen", lambda *a, **k: io.BytesIO(b"not it"))
     with pytest.raises(DataError, match="nothing was saved"):

@@ -1,4 +1,4 @@
-"""The SeqGAN oracle (repro/models/oracle_lstm.py): the authors' file checked before it is opened,
+"""The SeqGAN oracle (experiments/seqgan/oracle_lstm.py): the authors' file checked before it is opened,
 sampling and the oracle NLL (the first piece of the SeqGAN reproduction)."""
 
 import jax
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import REAL_DATA
 
+from experiments.seqgan import oracle_lstm
 from repro.data import DataError
-from repro.models import oracle_lstm
 
 needs_oracle = pytest.mark.skipif(not (REAL_DATA / "seqgan" / oracle_lstm.ORACLE_FILE).exists(),
                                   reason="no SeqGAN oracle mirror")

@@ -1,4 +1,4 @@
-"""Cost of a reparameterized mixture sample (repro/mixture.py) against a plain Gaussian
+"""Cost of a reparameterized mixture sample (experiments/mixture_backprop/mixture.py) against a plain Gaussian
 reparameterized sample, per sample and per gradient, on this machine:
 
     python -m experiments.mixture_backprop.bench [--batch 10000] [--components 5] [--dims 8]
@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from bench.timing import best_of
-from repro import mixture
+from experiments.mixture_backprop import mixture
 
 
 def main() -> None:

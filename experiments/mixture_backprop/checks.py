@@ -1,4 +1,4 @@
-"""Graves 2016's claims about the mixture estimator (repro/mixture.py), measured on mixtures with
+"""Graves 2016's claims about the mixture estimator (mixture.py beside this file), measured on mixtures with
 random parameters (fixed seed) and objectives whose expectation under a mixture is known:
 
   linear     f(x) = a . x                          E f = sum_k pi_k a . mu_k
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from scipy.stats import norm
 
-from repro import mixture
+from experiments.mixture_backprop import mixture
 
 GRID = [(k, d) for k in (1, 3, 10) for d in (1, 2, 8)]
 GROUPS = ("logits", "means", "log_scales")

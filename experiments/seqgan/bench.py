@@ -18,8 +18,8 @@ import jax
 from flax import nnx
 
 from bench.timing import best_of, flops_of, matmul_peak, time_chunk
+from experiments.seqgan import oracle_lstm, sequence
 from repro.configuration import compose
-from repro.models import oracle_lstm, sequence
 from repro.run import build_trainer, dataset_for
 
 ADVERSARIAL = ["model=seqgan", "objective=adversarial_sequence", "tag=seqgan", "train.batch_size=32",

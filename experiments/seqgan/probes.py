@@ -7,8 +7,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from experiments.seqgan import oracle_lstm
 from repro.data.dataset import resolve_data_dir
-from repro.models import oracle_lstm
 
 
 def distinct_fraction(tokens):

@@ -4,10 +4,11 @@ reader module (mirror files -> uint8 arrays, checksums checked) plus one record 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-from repro.data import cifar10, mnist, seqgan_oracle
+from repro.data import cifar10, mnist
 from repro.errors import DataError
 
 # (splits {"train"/"test": {"image": uint8 NHWC, "label": int32}}, source, {file: checks})
@@ -29,13 +30,25 @@ class DataSetRecord:
 RECORDS = {r.name: r for r in (
     DataSetRecord("mnist", mnist.read_mirror, "mnist", {"train": 60000, "test": 10000}),
     DataSetRecord("cifar10", cifar10.read_mirror, "cifar10", {"train": 50000, "test": 10000}),
-    DataSetRecord("seqgan_oracle", seqgan_oracle.read_mirror, None, seqgan_oracle.SIZES,
-                  seqgan_oracle.read_online),
 )}
 
 
+def paper_records() -> dict[str, DataSetRecord]:
+    """Data sets a paper brings in its own folder: the RECORDS list of experiments/<paper>/data.py
+    (e.g. SeqGAN's oracle samples), found the way experiment configs are (by folder)."""
+    from repro.configuration import EXPERIMENTS_DIR
+
+    found = {}
+    for path in sorted(EXPERIMENTS_DIR.glob("*/data.py")):
+        module = importlib.import_module(f"experiments.{path.parent.name}.data")
+        found.update({r.name: r for r in getattr(module, "RECORDS", ())})
+    return found
+
+
 def record(name: str) -> DataSetRecord:
-    if name not in RECORDS:
-        raise DataError(f"unknown data set {name!r}; known: {sorted(RECORDS)} (a new one needs a "
-                        f"reader and a record in repro/data/records.py)")
-    return RECORDS[name]
+    known = RECORDS if name in RECORDS else {**RECORDS, **paper_records()}
+    if name not in known:
+        raise DataError(f"unknown data set {name!r}; known: {sorted(known)} (a new one needs a reader "
+                        "and a record: in repro/data/records.py, or a paper's own in the RECORDS list "
+                        "of experiments/<paper>/data.py)")
+    return known[name]

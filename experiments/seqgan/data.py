@@ -1,5 +1,5 @@
 """The SeqGAN synthetic data (Yu et al. 2017): token sequences drawn from the authors' oracle LSTM
-(repro/models/oracle_lstm.py) with fixed seeds, 10,000 for training as in the paper and 10,000
+(experiments/seqgan/oracle_lstm.py) with fixed seeds, 10,000 for training as in the paper and 10,000
 more held out as `test` (the model's NLL on real data): one field, `tokens`, int32 [N, 20].
 The draw is a pure function of the oracle file and the seed; the result file records the
 SHA-256 of the drawn tokens next to the oracle's."""
@@ -13,8 +13,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from experiments.seqgan import oracle_lstm
+from repro.data.records import DataSetRecord
 from repro.errors import DataError
-from repro.models import oracle_lstm
 
 SIZES = {"train": 10_000, "test": 10_000}
 SEED = 0
@@ -61,3 +62,6 @@ def read_online(cache_dir: str | None = None):
         tmp.write_bytes(raw)
         tmp.replace(path)
     return read_mirror(root)
+
+
+RECORDS = [DataSetRecord("seqgan_oracle", read_mirror, None, SIZES, read_online)]

@@ -3,7 +3,7 @@ oracle and of the generator (one cell, the authors' gate layout), its exact samp
 teacher-forced log-probabilities, Monte Carlo rollouts, and the CNN discriminator.
 
 The LSTM is written as functions of a parameter dict (names as in the oracle's file:
-repro/models/oracle_lstm.py), so the oracle, the trained generator and its delayed rollout copy
+oracle_lstm.py beside this file), so the oracle, the trained generator and its delayed rollout copy
 run through the same code. Everything is jit- and vmap-friendly: no per-token Python loop.
 """
 
@@ -239,7 +239,7 @@ class CNNDiscriminator(nnx.Module):
 
 
 class SeqGAN(nnx.Module):
-    """Generator and discriminator, trained together (repro.objectives.AdversarialSequence). The
+    """Generator and discriminator, trained together (experiments.seqgan.objectives.AdversarialSequence). The
     generator starts from an MLE run through `init_from` / `init_part=generator` (repro/warm_start.py)."""
 
     def __init__(self, generator: dict, discriminator: dict, *, rngs: nnx.Rngs):

@@ -1,6 +1,6 @@
 """A variational autoencoder for binary images whose approximate posterior q(z|x) is a diagonal
 Gaussian mixture (K components, D latent dimensions), sampled with the mixture's implicit
-reparameterization (repro/mixture.py) or scored by the score-function estimator. Prior
+reparameterization (experiments/mixture_backprop/mixture.py) or scored by the score-function estimator. Prior
 p(z) = N(0, I); decoder: Bernoulli logits per pixel. The ELBO is in repro/objectives.py."""
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.seqgan import sequence
 from repro.errors import DataError
-from repro.models import sequence
 
 ORACLE_FILE = "target_params_py3.pkl"
 ORACLE_SHA256 = "5ac794a695dd6e0eb2bb689f3dfda55e4e0053e8c0399e6242630a95f1e60e8a"
