@@ -37,6 +37,7 @@ MOVED_TARGETS = {
     "repro.objectives.PolicyGradientBLEU": "experiments.seqgan.objectives.PolicyGradientBLEU",
     "repro.models.vae.MixtureVAE": "experiments.mixture_backprop.vae.MixtureVAE",
     "repro.objectives.MixtureELBO": "experiments.mixture_backprop.objective.MixtureELBO",
+    "repro.models.pixelcnn.PixelCNN": "experiments.pixelcnn_mnist.pixelcnn.PixelCNN",
 }
 
 if not OmegaConf.has_resolver("prod"):

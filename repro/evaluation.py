@@ -24,6 +24,23 @@ from repro.data.fields import split_size
 from repro.parallel import shard_batch
 
 
+def pad_for_eval(split: dict[str, np.ndarray], batch_size: int):
+    """Every field (N, ...) -> (num_batches, batch_size, ...), zero-padded, plus `batch_mask`:
+    1 for a real example, 0 for padding."""
+    n = split_size(split)
+    batch_size = min(batch_size, n)
+    num_batches = -(-n // batch_size)
+    pad = num_batches * batch_size - n
+
+    def reshape(a):
+        a = np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
+        return a.reshape(num_batches, batch_size, *a.shape[1:])
+
+    mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+    return {**{name: reshape(v) for name, v in split.items()},
+            "batch_mask": mask.reshape(num_batches, batch_size)}
+
+
 class SplitMeans:
     """The objective's per-example metrics, masked means over each eval split's real examples."""
 

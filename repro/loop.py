@@ -19,7 +19,7 @@ from flax import nnx
 from repro.data.fields import split_size
 from repro.data.pipeline import batch_indices
 from repro.data.samplers import EpochSampler
-from repro.evaluation import HostEvaluators, Probes, SplitMeans
+from repro.evaluation import HostEvaluators, Probes, SplitMeans, pad_for_eval
 from repro.interfaces import Constrained
 from repro.parallel import check_batch, replicate, shard_batch
 
@@ -38,23 +38,6 @@ def seed_keys(seed: int) -> dict[str, jax.Array]:
 
 FEEDS = ("device", "host")
 LOOP_INPUTS = ("step", "phase")  # what train_loss may declare in `needs` (the rest: repro/run.py)
-
-
-def pad_for_eval(split: dict[str, np.ndarray], batch_size: int):
-    """Every field (N, ...) -> (num_batches, batch_size, ...), zero-padded, plus `batch_mask`:
-    1 for a real example, 0 for padding."""
-    n = split_size(split)
-    batch_size = min(batch_size, n)
-    num_batches = -(-n // batch_size)
-    pad = num_batches * batch_size - n
-
-    def reshape(a):
-        a = np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
-        return a.reshape(num_batches, batch_size, *a.shape[1:])
-
-    mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-    return {**{name: reshape(v) for name, v in split.items()},
-            "batch_mask": mask.reshape(num_batches, batch_size)}
 
 
 class Trainer:

@@ -126,3 +126,40 @@ def test_an_in_process_interrupted_host_fed_run_resumes_bitwise(run_overrides):
     assert resumed["resumed"] and not straight["resumed"]
     assert resumed["history"] == straight["history"]
     assert jax.device_get(resumed["final"]) == straight["final"]
+
+
+class GeneratedDigits:
+    """A training split that never exists whole: example i is drawn when asked for, from i alone
+    (e.g. generated scenes, or a file read on demand). Any field with len() and integer-array
+    indexing can be fed from the host."""
+
+    def __init__(self, n: int, field: str):
+        self.n, self.field = n, field
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, idx):
+        idx = np.asarray(idx)
+        images, labels = synthetic_digits(10, 0)
+        if self.field == "label":
+            return labels.astype(np.int32)[idx % 10]
+        shift = (idx // 10) % 3  # examples beyond the first ten: shifted copies
+        return np.stack([np.roll(images[i % 10], s, axis=1) for i, s in zip(idx.ravel(), shift.ravel(),
+                                                                           strict=True)]
+                        ).reshape(*idx.shape, 28, 28)[..., None]
+
+
+def test_a_split_generated_on_demand_trains_from_the_host_deterministically():
+    split = {"image": GeneratedDigits(3000, "image"), "label": GeneratedDigits(3000, "label")}
+    images, labels = synthetic_digits(10, 0)
+    test = {"image": images[..., None], "label": labels.astype(np.int32)}
+    histories = []
+    for _ in range(2):
+        model = MLP(784, [16], 10, activation="relu", rngs=nnx.Rngs(seed_keys(0)["init"]))
+        trainer = Trainer(model, optax.sgd(0.3), Classification(), PIXELS, split, {"test": test},
+                          batch_size=20, keys=seed_keys(0), eval_batch_size=10, feed="host")
+        _, history, _ = trainer.fit(trainer.initial_state, 60, chunk_steps=20, eval_every=60)
+        histories.append(history)
+    assert histories[0] == histories[1]
+    assert histories[-1][-1]["test/accuracy"] > 0.5  # it learned from the generated examples

@@ -13,10 +13,10 @@ from conftest import REAL_DATA, needs_real_mnist
 from flax import nnx
 
 from experiments.pixelcnn_mnist.figures import sample_grid, unpack_samples
+from experiments.pixelcnn_mnist.pixelcnn import PixelCNN, causal_mask, sample
 from repro.configuration import compose
 from repro.data import load_dataset
 from repro.data.dataset import binarize
-from repro.models.pixelcnn import PixelCNN, causal_mask, sample
 from repro.objectives import BernoulliLikelihood
 from repro.run import run
 

@@ -15,7 +15,8 @@ from hydra.utils import instantiate
 from experiments.vardrop_mnist.gradient_variance import GradientVariance, weight_gradient_variance
 from repro.configuration import compose
 from repro.data import load_dataset
-from repro.loop import pad_for_eval, seed_keys
+from repro.evaluation import pad_for_eval
+from repro.loop import seed_keys
 from repro.models.vardrop import METHODS, DropoutMLP, NoisyDense, _sample_b, neg_kl, variance_weights
 from repro.run import build_trainer, run
 

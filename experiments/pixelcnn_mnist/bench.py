@@ -16,8 +16,8 @@ import jax
 from flax import nnx
 
 from bench.timing import best_of, time_chunk
+from experiments.pixelcnn_mnist.pixelcnn import sample
 from repro.configuration import compose
-from repro.models.pixelcnn import sample
 from repro.run import build_trainer
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from repro.models.pixelcnn import sample
+from experiments.pixelcnn_mnist.pixelcnn import sample
 
 
 class AncestralSamples:
