@@ -14,6 +14,9 @@ ARGS ?=
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@printf "  %-18s %s\n" "repro-<paper>" "train what this machine lacks of <paper>'s spec, check it against the paper and the reference" \
+		"verify-<paper>" "check this machine's runs of <paper> against the reference (no training)"
+	@echo "  <paper>: $$(ls experiments/*/spec.yaml | cut -d/ -f2 | tr _ - | tr '\n' ' ')"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }

@@ -22,11 +22,13 @@ JAX_FLAGS = ("jax_default_matmul_precision", "jax_enable_x64", "jax_threefry_par
              "jax_default_prng_impl")
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, cwd: Path | None = None) -> str | None:
+    """git's output, trailing newlines dropped but leading spaces kept (`status --porcelain`
+    starts a line with a space for a change that is not staged)."""
     try:
         out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() if out.returncode == 0 else None
+                             cwd=cwd or Path(__file__).resolve().parent)
+        return out.stdout.rstrip("\n") if out.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired):
         return None
 

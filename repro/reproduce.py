@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     if argv[:1] == ["promote"]:
+        if len(argv) != 2:
+            raise SystemExit("usage: python -m repro.reproduce promote <paper> (make papers lists them)")
         promote(find_spec(argv[1]))
         return 0
     parser = argparse.ArgumentParser(prog="python -m repro.reproduce", description=__doc__.splitlines()[0])
@@ -186,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = find_spec(args.paper)
     variants = selected(spec, args.only)
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        raise SystemExit(f"error: --seeds {args.seeds!r}: whole numbers separated by commas, "
+                         "e.g. 0,1") from None
     if not args.no_train:
         t0 = time.perf_counter()
         train(spec, variants, seeds, extra)
@@ -195,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     LOCAL.mkdir(exist_ok=True)
     (LOCAL / f"{spec['experiment']}.md").write_text(table)
     print(table + f"\n(written to {LOCAL / (spec['experiment'] + '.md')})")
+    ran_here = load_results(LOCAL / "results", spec["experiment"])
+    groups = report.group_by_variant(spec, ran_here)
+    if args.check and not any(groups[v] for v in variants):
+        print(f"error: nothing to compare: this machine has no runs of {spec['experiment']} in "
+              f"{LOCAL / 'results'}; run make repro-{spec['experiment'].replace('_', '-')} first",
+              file=sys.stderr)
+        return 1
     if args.check and differing:
         print(f"error: {differing} number(s) differ from the reference beyond the seed spread",
               file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -83,8 +84,40 @@ def read_result(path: Path) -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in result]
     if missing:
         raise BadResultFile(f"{path} lacks {missing}: not a result file of this suite")
+    problem = _shape_problem(result)
+    if problem:
+        raise BadResultFile(f"{path}: {problem}: not a result file as this suite writes them")
     result["_path"] = str(path)
     return result
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_value(v) -> bool:
+    """A logged value: a finite number, or a (nested) list of them (a probe's array)."""
+    return _is_number(v) or (isinstance(v, list) and all(_is_value(x) for x in v))
+
+
+def _shape_problem(result: dict) -> str | None:
+    """What is wrong with a result's values (None: nothing): the types the writer gives them."""
+    if not isinstance(result["seed"], int) or isinstance(result["seed"], bool):
+        return f"seed {result['seed']!r} is not an integer"
+    if not isinstance(result["config_hash"], str) or not isinstance(result["config"], dict):
+        return "config_hash is not a string or config not a mapping"
+    history = result["history"]
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        return "history is not a list of records"
+    for record in [*history, result.get("final") or {}]:
+        if not isinstance(record, dict):
+            return "final is not a record"
+        for key, value in record.items():
+            if key == "step" and not (isinstance(value, int) and not isinstance(value, bool)):
+                return f"a record's step {value!r} is not an integer"
+            if not _is_value(value):
+                return f"{key} = {value!r} is not a finite number or list of them"
+    return None
 
 
 def load_results(results_dir: str | Path, experiment: str, strict: bool = False,

@@ -28,7 +28,7 @@ from repro.loop import Trainer, seed_keys, seed_record
 from repro.optim import make_optimizer
 from repro.parallel import data_mesh
 from repro.provenance import scrub
-from repro.results import check_writable, result_path, write_result
+from repro.results import BadResultFile, check_writable, read_result, result_path, write_result
 from repro.tracking import Tracker
 from repro.validation import validate
 from repro.warm_start import warm_start
@@ -120,6 +120,14 @@ def build_trainer(cfg: DictConfig, data: Dataset | None = None,
     return trainer
 
 
+def _readable(path: Path) -> bool:
+    try:
+        read_result(path)
+        return True
+    except BadResultFile:
+        return False
+
+
 class DistributedRunError(RuntimeError):
     """A multi-process run lost one of its processes."""
 
@@ -154,6 +162,11 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
         outcome, todo = {}, []
         for member in members:  # before any training: skip or refuse seeds that have a result
             path = result_path(cfg.paths.results, cfg.experiment_name, run_name(member))
+            if path.exists() and cfg.results.if_exists == "skip" and not _readable(path):
+                aside = path.with_name(f"{path.name}.unreadable-{_utc_now().replace(':', '')}")
+                path.rename(aside)  # kept for inspection, never silently overwritten
+                log.warning("%s is not a readable result file: moved to %s; training seed %d again",
+                            path, aside.name, member.seed)
             if path.exists() and cfg.results.if_exists == "skip":
                 log.warning("%s exists: skipping seed %d (results.if_exists=skip)", path, member.seed)
                 outcome[member.seed] = {"skipped": str(path)}
@@ -286,13 +299,15 @@ def _result_records(cfg, members, names, history, stacked, data, trainer, timing
 
 
 def _write_results(cfg, results: list[dict], state, stacked: bool) -> None:
-    """Each seed's result file and, beside it, its final weights (its slice of a vmapped state)."""
+    """Each seed's final weights (its slice of a vmapped state) and, after them, its result file:
+    a result file stands for a finished run, so it is written last (a failed weights write
+    leaves no result that would mark the run done)."""
     for i, result in enumerate(results):
         out_path = result_path(cfg.paths.results, cfg.experiment_name, result["name"])
-        write_result(out_path, result, if_exists=cfg.results.if_exists)
         params, rest = state["params"], state["rest"]
         if stacked:
             params, rest = jax.tree.map(lambda x, i=i: x[i], (params, rest))
         save_weights(weights_path(out_path), params, rest)
+        write_result(out_path, result, if_exists=cfg.results.if_exists)
         log.info("wrote %s: %s", out_path, {k: round(v, 5) for k, v in result["final"].items()
                                             if isinstance(v, float)})

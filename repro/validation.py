@@ -14,6 +14,7 @@ import difflib
 import importlib
 import inspect
 import numbers
+import re
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,6 +35,13 @@ def _non_negative_int(v):
 
 def _positive_number(v):
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0, "a number > 0"
+
+
+def _file_name(v):
+    """A name that becomes one path component (results, weights, locks): no separator, no '..'."""
+    ok = (isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=+-]*", v) is not None
+          and ".." not in v)
+    return ok, "a plain name (letters, digits, _ . = + -; no '/', no '..'): it names files"
 
 
 def _one_of(*allowed):
@@ -59,6 +67,8 @@ RULES = {
     "results.if_exists": _choice(schema.IfExists),
     "logger.mode": _choice(schema.LoggerMode, optional=True),  # None: $WANDB_MODE or offline
     "precision": _choice(schema.Precision),
+    "tag": _file_name,
+    "experiment_name": _file_name,
 }
 # Groups built with hydra's instantiate: `+key` is fine where the target takes that argument.
 INSTANTIATED = ("model", "objective")

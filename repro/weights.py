@@ -8,6 +8,7 @@ their weights; a machine that ran or reproduced a paper has both.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -41,8 +42,11 @@ def save_weights(path: str | Path, params, rest) -> str:
             np.savez(f, **arrays)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise OSError(err.errno, f"disk full while writing {path}: free space and rerun (the run "
+                          "resumes from its last checkpoint; no result file was written)") from err
         raise
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

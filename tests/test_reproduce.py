@@ -71,6 +71,22 @@ def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
     assert "**differs**" in capsys.readouterr().out
 
 
+def test_verify_with_no_runs_here_fails_saying_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "LOCAL", tmp_path / "local")
+    assert reproduce.main(["bn_mnist", "--no-train", "--check"]) == 1
+    assert "nothing to compare: this machine has no runs of bn_mnist" in capsys.readouterr().err
+    assert reproduce.main(["bn_mnist", "--no-train"]) == 0  # without --check: the table alone
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["promote"], "usage: python -m repro.reproduce promote <paper>"),
+    (["bn_mnist", "--no-train", "--seeds", "a"], "--seeds 'a': whole numbers separated by commas"),
+])
+def test_cli_mistakes_get_a_message_not_a_traceback(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        reproduce.main(argv)
+
+
 def test_unknown_paper_and_variant_say_what_exists():
     with pytest.raises(SystemExit, match="no paper 'nosuch'; known: .*bn_mnist"):
         reproduce.find_spec("nosuch")

@@ -143,6 +143,22 @@ def test_provenance_dirty_counts_code_not_result_files():
     assert code_changes(" D results/x/a.json\n") == []
 
 
+def test_provenance_names_the_first_changed_file_whole(tmp_path):
+    """git's porcelain line for an unstaged change starts with a space: kept, the path is whole."""
+    import subprocess
+
+    from repro.provenance import _git, code_changes
+
+    for args in (["init", "-q"], ["config", "user.email", "t@t"], ["config", "user.name", "t"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True)
+    (tmp_path / "loop.py").write_text("a\n")
+    subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
+    subprocess.run(["git", "commit", "-qm", "x"], cwd=tmp_path, check=True)
+    (tmp_path / "loop.py").write_text("b\n")
+    assert code_changes(_git("status", "--porcelain", "--untracked-files=no", cwd=tmp_path)) == ["loop.py"]
+    assert _git("rev-parse", "HEAD", cwd=tmp_path).strip() == _git("rev-parse", "HEAD", cwd=tmp_path)
+
+
 def test_report_rows_with_units_and_a_lower_is_better_metric():
     base = {"description": "test NLL (nats per image, lower is better)", "source": "Table 4",
             "value": 81.3, "floor": 1.0, "digits": 2, "units": "nats", "better": "lower"}

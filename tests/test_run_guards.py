@@ -77,3 +77,50 @@ def test_a_batch_larger_than_the_training_split_is_refused_before_training(run_o
     with pytest.raises(ValueError, match="batch_size=1000 exceeds the 600 training examples"):
         run(cfg)
     assert max(_trained(cfg), default=0) == 0  # refused at the first chunk: no step trained
+
+
+@pytest.mark.parametrize("override", ["tag=../../../../escaped", "tag=a/b", "experiment_name=../../x",
+                                      "tag=..", "tag="])
+def test_names_that_would_leave_their_folder_are_refused_before_anything_is_written(
+        override, run_overrides, tmp_path):
+    from repro.validation import ConfigError
+
+    cfg = compose([*QUICK, *run_overrides, override])
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises(ConfigError, match="a plain name .*no '/', no '..'"):
+        run(cfg)
+    assert set(tmp_path.rglob("*")) == before
+    assert not (tmp_path.parent / "escaped").exists()
+
+
+def test_skip_retrains_a_seed_whose_result_file_is_unreadable(run_overrides, tmp_path):
+    cfg = compose([*QUICK, *run_overrides, "results.if_exists=skip"])
+    first = run(cfg)
+    path = tmp_path / "results" / "debug" / f"{run_name(cfg)}.json"
+    path.write_text(path.read_text()[:200])  # truncated, as by a full disk or a killed copy
+    again = run(cfg)
+    assert "skipped" not in again and again["history"] == first["history"]
+    assert json.loads(path.read_text())["history"] == first["history"]
+    (aside,) = path.parent.glob(f"{path.name}.unreadable-*")  # kept, not overwritten unseen
+    assert len(aside.read_text()) == 200
+    assert "skipped" in run(cfg)  # a readable one is still skipped
+
+
+def test_a_weights_write_that_fails_leaves_no_result_so_the_rerun_trains(run_overrides, tmp_path,
+                                                                         monkeypatch):
+    import errno
+
+    import numpy as np
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    cfg = compose([*QUICK, *run_overrides])
+    savez = np.savez
+    monkeypatch.setattr(np, "savez", full_disk)  # the weights' write fails, as on a full disk
+    with pytest.raises(OSError, match="disk full while writing .*no result file was written"):
+        run(cfg)
+    assert not list((tmp_path / "results" / "debug").glob("*"))
+    monkeypatch.setattr(np, "savez", savez)
+    assert run(cfg)["history"]  # not refused as "already finished"
+    assert list((tmp_path / "results" / "debug").glob("*.weights.npz"))
