@@ -95,6 +95,30 @@ def _retarget(tree, moves: dict[str, str]):
     return tree
 
 
+# What a config read from a data file (a result, a spec, a probe file) may instantiate: the
+# project's own classes. Checked before anything is built, so a crafted file cannot make the
+# suite construct an arbitrary class (e.g. one that opens a file for writing).
+TRUSTED_TARGETS = ("repro.", "experiments.")
+
+
+class UntrustedTargetError(ValueError):
+    """A `_target_` outside the project's own modules, read from a file."""
+
+
+def check_targets(tree, where: str) -> None:
+    """Raise UntrustedTargetError for any `_target_` in `tree` outside TRUSTED_TARGETS."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key == "_target_" and not (isinstance(value, str) and value.startswith(TRUSTED_TARGETS)):
+                trusted = ", ".join(p + "*" for p in TRUSTED_TARGETS)
+                raise UntrustedTargetError(f"{where} names _target_ {value!r}: only the project's own "
+                                           f"classes ({trusted}) are built from a file; nothing was built")
+            check_targets(value, where)
+    elif isinstance(tree, list):
+        for value in tree:
+            check_targets(value, where)
+
+
 def with_current_targets(config: dict) -> dict:
     """A stored config with moved classes named where they are now (MOVED_TARGETS)."""
     return _retarget(config, MOVED_TARGETS)
@@ -105,6 +129,7 @@ def from_stored(config: dict) -> DictConfig:
     schema since the run take their defaults (the hash leaves those out), removed keys go,
     moved classes load from where they are now (MOVED_TARGETS)."""
     tree = with_current_targets(json.loads(json.dumps(config)))
+    check_targets(tree, "a stored config")
     for dotted in REMOVED_KEYS:
         _drop(tree, dotted)
     for dotted, former in FORMER_DEFAULTS.items():

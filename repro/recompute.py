@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from repro.configuration import from_stored
+from repro.configuration import check_targets, from_stored
+from repro.results import read_result
 from repro.weights import load_weights, weights_path
 
 
@@ -29,7 +30,8 @@ def recompute(result_file: str | Path, probes: list[dict] = (), data_dir: str | 
     from repro.run import build_trainer
 
     result_file = Path(result_file)
-    result = json.loads(result_file.read_text())
+    result = read_result(result_file)  # a file that is not a result says so
+    check_targets(list(probes), "a --probe file")
     cfg = from_stored(result["config"])
     cfg.data.dir = data_dir  # the file holds "<data dir>": this machine's (or $REPRO_DATA_DIR)
     cfg.probes = [*cfg.probes, *probes]

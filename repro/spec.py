@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -148,6 +149,11 @@ def validate(spec: dict, where: str) -> dict:
     for name, overrides in variants.items():
         if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
             raise SpecError(f"{where}.variants.{name}: a list of Hydra overrides (strings)")
+        for override in overrides:  # a spec is a data file: it builds only the project's classes
+            named = re.findall(r"_target_\s*[:=]\s*['\"]?([^\s,}'\"]+)", override)
+            if any(not t.startswith(("repro.", "experiments.")) for t in named):
+                raise SpecError(f"{where}.variants.{name}: {override!r} names a class outside the "
+                                "project (repro.*, experiments.*)")
     for i, row in enumerate(spec["reported"]):
         _check_node(row, ReportedRow, f"{where}.reported[{i}]")
         _check_variant(row["variant"], variants, f"{where}.reported[{i}] ({row['description']!r})")

@@ -57,3 +57,43 @@ def test_weights_of_another_model_are_refused_naming_the_leaf(tmp_path):
         load_weights(tmp_path / "w.npz", {"out": {"kernel": np.zeros((3, 4), np.float32)}}, {})
     with pytest.raises(FileNotFoundError, match="rerun it"):
         load_weights(tmp_path / "absent.npz", {}, {})
+
+
+@pytest.mark.parametrize("where", ["probes", "model", "probe_file"])
+def test_a_crafted_result_or_probe_file_cannot_build_a_class_outside_the_project(
+        run_overrides, tmp_path, tiny_data_dir, where):
+    """A logging.FileHandler in mode 'w' would empty its file when built: refused before."""
+    import json
+
+    from repro.configuration import UntrustedTargetError
+
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    handler = {"_target_": "logging.FileHandler", "filename": str(victim), "mode": "w"}
+    result = run(_tiny(run_overrides))
+    path = tmp_path / "results" / "debug" / f"{result['name']}.json"
+    stored = json.loads(path.read_text())
+    probes = []
+    if where == "probes":
+        stored["config"]["probes"] = [handler]
+    elif where == "model":
+        stored["config"]["model"]["_target_"] = "logging.FileHandler"
+    else:
+        probes = [handler]
+    path.write_text(json.dumps(stored))
+    with pytest.raises(UntrustedTargetError, match="only the project's own classes"):
+        recompute.recompute(path, probes, str(tiny_data_dir))
+    assert victim.read_text() == "keep me"
+
+
+def test_a_spec_variant_cannot_name_a_class_outside_the_project():
+    from repro.spec import SpecError, validate
+
+    for override in ("+probes=[{_target_: os.system}]", "objective._target_=os.remove",
+                     "data.derive={_target_: 'shutil.rmtree', path: x}"):
+        spec = {"title": "t", "paper": "p", "command": "-", "reported": [], "variants": {"x": [override]}}
+        with pytest.raises(SpecError, match="names a class outside the project"):
+            validate(spec, "spec.yaml")
+    ok = {"title": "t", "paper": "p", "command": "-", "reported": [],
+          "variants": {"x": ["+probes=[{_target_: experiments.bn_mnist.probes.SigmoidInputPercentiles}]"]}}
+    validate(ok, "spec.yaml")
