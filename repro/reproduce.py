@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-from repro import render, report, verdicts
-from repro.results import load_results
+from repro import manifest, render, report, verdicts
+from repro.results import BadResultFile, load_results, read_result
 from repro.weights import weights_path
 
 LOCAL = report.ROOT / "local"  # git-ignored: this machine's runs and its comparison
@@ -101,7 +104,9 @@ def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
     """Markdown: paper | reference | this machine | both verdicts, per reported number of the
     chosen variants, then each claim's verdict both ways; and how many differ (a number beyond
     the seed spread, a claim judged otherwise)."""
-    reference = report.group_by_variant(spec, load_results(report.ROOT / "results", spec["experiment"]))
+    refused: list[str] = []  # committed files unreadable or breaking their seal (repro/manifest.py)
+    reference = report.group_by_variant(spec, load_results(report.ROOT / "results", spec["experiment"],
+                                                           skipped=refused))
     local = report.group_by_variant(spec, load_results(LOCAL / "results", spec["experiment"]))
     rows, differing = [], 0
     for item in spec["reported"]:
@@ -133,6 +138,10 @@ def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
             differing += len(judged) == 2 and judged[0] != judged[1]
             rows.append([claim["description"], _claim_text(ref), _claim_text(loc)])
         lines += ["", render.table(["claim", "reference (committed)", "this machine"], rows)]
+    if refused:  # a committed number that changed unnoticed must not pass a check
+        lines += ["", f"**{len(refused)} committed result file(s) refused:**", "",
+                  *[f"- {message}" for message in refused]]
+        differing += len(refused)
     runs = [r for v in variants for r in reference[v]]
     if runs:
         lines += ["", "Reference: " + render.provenance_line({"all": runs})]
@@ -161,22 +170,74 @@ def promote(spec: dict) -> None:
     if clashes:
         raise SystemExit(f"error: results/{spec['experiment']}/ already holds {clashes}: remove them "
                          "first if these runs should replace them (git keeps the old ones)")
+    problems = promotion_problems(files, target)
+    if problems:
+        raise SystemExit("error: nothing was promoted:\n  " + "\n  ".join(problems))
     target.mkdir(parents=True, exist_ok=True)
     for f in files:
-        shutil.copy2(f, target / f.name)  # the file as written: config, provenance, timing
+        _copy_atomically(f, target / f.name)  # the file as written: config, provenance, timing
         if weights_path(f).exists():  # git-ignored, but kept for recompute on this machine
-            shutil.copy2(weights_path(f), weights_path(target / f.name))
-    print(f"copied {len(files)} result file(s) to {target}; run `make report` and commit them")
+            _copy_atomically(weights_path(f), weights_path(target / f.name))
+    manifest.seal(target, [f.name for f in files])
+    print(f"copied {len(files)} result file(s) to {target} and sealed them in {manifest.NAME}; "
+          "run `make report` and commit them")
+
+
+def promotion_problems(files: list[Path], target: Path) -> list[str]:
+    """Why these result files may not become the reference: unreadable, made from code with
+    uncommitted changes, or seeds of one config from different commits (with each other or
+    with that config's seeds already committed)."""
+    problems, commits = [], {}
+    for f in files:
+        try:
+            result = read_result(f)
+        except BadResultFile as err:
+            problems.append(str(err))
+            continue
+        origin = result.get("provenance") or {}
+        if origin.get("dirty") or not origin.get("commit"):
+            problems.append(f"{f.name} was run from code with uncommitted changes (or no commit): "
+                            f"{origin.get('dirty_files') or 'commit unknown'}; commit, then rerun it")
+        commits.setdefault(result["config_hash"], {})[f.name] = origin.get("commit")
+    committed = load_results(target.parent, target.name) if target.exists() else []
+    for r in committed:
+        if r["config_hash"] in commits:
+            commits[r["config_hash"]][Path(r["_path"]).name] = (r.get("provenance") or {}).get("commit")
+    for config, by_file in commits.items():
+        if len(set(by_file.values())) > 1:
+            named = ", ".join(f"{n}: {str(c)[:10]}" for n, c in sorted(by_file.items()))
+            problems.append(f"the seeds of config {config} come from different commits ({named}): "
+                            "rerun them at one commit")
+    return problems
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    """Copy under a temporary name and rename into place: a full disk leaves no truncated file
+    under the final name (and so nothing that blocks the next promote)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    if argv[:1] == ["promote"]:
+    if argv[:1] in (["promote"], ["seal"]):
         if len(argv) != 2:
-            raise SystemExit("usage: python -m repro.reproduce promote <paper> (make papers lists them)")
-        promote(find_spec(argv[1]))
+            raise SystemExit(f"usage: python -m repro.reproduce {argv[0]} <paper> (make papers lists them)")
+        spec = find_spec(argv[1])
+        if argv[0] == "promote":
+            promote(spec)
+        else:  # a deliberate, committed change to a committed result file
+            folder = report.ROOT / "results" / spec["experiment"]
+            sums = manifest.seal(folder)
+            print(f"sealed {len(sums)} result file(s) in {folder / manifest.NAME}: commit it with the change")
         return 0
     parser = argparse.ArgumentParser(prog="python -m repro.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("paper", help="experiment name or its folder under experiments/ (e.g. bn_mnist)")

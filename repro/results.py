@@ -123,10 +123,18 @@ def _shape_problem(result: dict) -> str | None:
 def load_results(results_dir: str | Path, experiment: str, strict: bool = False,
                  skipped: list[str] | None = None) -> list[dict]:
     """Every result of an experiment. A bad file is skipped with a warning naming it (and its
-    message appended to `skipped`), so one broken file does not hide the rest; strict raises."""
+    message appended to `skipped`), so one broken file does not hide the rest; strict raises.
+    In a sealed folder (repro/manifest.py) a file that breaks the seal is a bad file too."""
+    from repro import manifest
+
     out = []
-    for path in sorted((Path(results_dir) / experiment).glob("*.json")):
+    folder = Path(results_dir) / experiment
+    sums = manifest.read(folder)
+    for path in sorted(folder.glob("*.json")):
         try:
+            broken = manifest.problem(path, sums)
+            if broken:
+                raise BadResultFile(broken)
             out.append(read_result(path))
         except BadResultFile as err:
             if strict:

@@ -13,6 +13,14 @@ from repro import report, reproduce
 from repro.verdicts import versus_reference
 
 
+def as_if_committed(folder: Path, commit: str = "c0ffee") -> None:
+    """Result files marked as run from a clean checkout at `commit` (promote requires it)."""
+    for path in folder.glob("*.json"):
+        result = json.loads(path.read_text())
+        result["provenance"].update(dirty=False, dirty_files=[], commit=commit)
+        path.write_text(json.dumps(result))
+
+
 @pytest.mark.parametrize("reference, local, expected, differs", [
     ({0: 0.9, 1: 0.8}, {0: 0.9, 1: 0.8}, "bitwise equal", False),
     ({0: 0.9, 1: 0.8, 2: 0.85}, {0: 0.86, 1: 0.84}, "within seed spread", False),
@@ -52,6 +60,7 @@ def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
     assert "| accuracy | 0.5 | – |" in out and "no reference" in out and "slow accuracy" not in out
 
     # Promoted, the runs become the reference; a rerun trains nothing and is bitwise equal.
+    as_if_committed(tmp_path / "local" / "results" / "debug")  # the tests run from a dirty tree
     assert reproduce.main(["promote", "debug"]) == 0
     assert sorted(p.name for p in (tmp_path / "results" / "debug").glob("*.json")) == local
     assert len(list((tmp_path / "results" / "debug").glob("*.weights.npz"))) == 2
@@ -67,6 +76,11 @@ def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
             if "test/accuracy" in record:
                 record["test/accuracy"] += 0.3 + 0.01 * result["seed"]
         path.write_text(json.dumps(result))
+    # Edited by hand, the committed files break their seal: refused, and the check fails.
+    assert reproduce.main(["debug", "--only", "fast", "--no-train", "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "2 committed result file(s) refused" in out and "does not match its SHA-256" in out
+    assert reproduce.main(["seal", "debug"]) == 0  # a deliberate change, re-sealed
     assert reproduce.main(["debug", "--only", "fast", "--no-train", "--check"]) == 1
     assert "**differs**" in capsys.readouterr().out
 
@@ -112,10 +126,87 @@ def test_a_claim_judged_otherwise_on_this_machine_counts_as_a_difference(monkeyp
         return {"a": [one(s, d) for s, d in enumerate(diffs)], "b": [one(s, 0.0) for s in range(len(diffs))]}
 
     groups = {"reference": runs([-1.0, -1.1, -0.9]), "local": runs([1.0, 1.1, 0.9])}
-    monkeypatch.setattr(reproduce, "load_results", lambda root, experiment: root)
+    monkeypatch.setattr(reproduce, "load_results", lambda root, experiment, **kwargs: root)
     monkeypatch.setattr(report, "ROOT", Path("reference"))
     monkeypatch.setattr(reproduce, "LOCAL", Path("local"))
     monkeypatch.setattr(report, "group_by_variant", lambda spec, results: groups[str(results).split("/")[0]])
     table, differing = reproduce.compare(spec, ["a", "b"])
     assert differing == 1
     assert "| a below b | holds: -1 [" in table and "| contradicted: 1 [" in table
+
+
+def test_promote_refuses_dirty_truncated_and_mixed_commit_runs_and_seals_what_it_copies(
+        tmp_path, monkeypatch):
+    from repro import manifest
+
+    spec = {"experiment": "debug"}
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    monkeypatch.setattr(reproduce, "LOCAL", tmp_path / "local")
+    local = tmp_path / "local" / "results" / "debug"
+    local.mkdir(parents=True)
+
+    def result(seed, commit="c0ffee", dirty=False, config="h1"):
+        return {"seed": seed, "config_hash": config, "config": {}, "history": [{"step": 1, "m": 0.5}],
+                "final": {"step": 1, "m": 0.5}, "provenance": {"commit": commit, "dirty": dirty,
+                                                               "dirty_files": ["repro/loop.py"] * dirty}}
+
+    def attempt(files: dict) -> str:
+        for old in local.glob("*.json"):
+            old.unlink()
+        for name, payload in files.items():
+            (local / name).write_text(payload if isinstance(payload, str) else json.dumps(payload))
+        with pytest.raises(SystemExit) as err:
+            reproduce.promote(spec)
+        assert not (tmp_path / "results" / "debug").exists() or not list(
+            (tmp_path / "results" / "debug").glob("*.json"))  # nothing copied
+        return str(err.value)
+
+    assert "uncommitted changes" in attempt({"a.json": result(0, dirty=True)})
+    assert "is not a readable result file" in attempt({"a.json": json.dumps(result(0))[:40]})
+    assert "come from different commits" in attempt({"a.json": result(0), "b.json": result(1, "beef")})
+
+    (local / "a.json").unlink(missing_ok=True)
+    attempt_ok = {"a.json": result(0), "b.json": result(1), "c.json": result(0, "beef", config="h2")}
+    for old in local.glob("*.json"):
+        old.unlink()
+    for name, payload in attempt_ok.items():
+        (local / name).write_text(json.dumps(payload))
+    reproduce.promote(spec)
+    committed = tmp_path / "results" / "debug"
+    assert sorted(manifest.read(committed)) == ["a.json", "b.json", "c.json"]
+    assert not list(committed.glob(".*.tmp"))
+    # A later seed of config h1 from another commit would mix commits with the committed ones.
+    for old in local.glob("*.json"):
+        old.unlink()
+    (local / "d.json").write_text(json.dumps(result(2, "beef")))
+    with pytest.raises(SystemExit, match="come from different commits"):
+        reproduce.promote(spec)
+
+
+def test_every_committed_result_file_matches_its_seal():
+    """What CI checks on every commit: no committed number was edited by hand, none added unsealed."""
+    from repro import manifest
+
+    folders = [f for f in sorted((report.ROOT / "results").iterdir()) if list(f.glob("*.json"))]
+    assert len(folders) >= 6
+    for folder in folders:
+        sums = manifest.read(folder)
+        assert sums is not None, f"{folder} has result files but no {manifest.NAME}"
+        assert not manifest.missing(folder), manifest.missing(folder)
+        for path in sorted(folder.glob("*.json")):
+            assert manifest.problem(path, sums) is None, manifest.problem(path, sums)
+
+
+def test_an_edited_committed_number_is_refused_by_the_report(tmp_path):
+    import shutil
+
+    from repro.results import load_results
+
+    shutil.copytree(report.ROOT / "results" / "bn_mnist", tmp_path / "bn_mnist")
+    path = sorted((tmp_path / "bn_mnist").glob("*.json"))[0]
+    text = path.read_text()
+    path.write_text(text.replace('"test/accuracy": 0.9', '"test/accuracy": 0.8', 1))
+    assert path.read_text() != text
+    skipped: list[str] = []
+    assert len(load_results(tmp_path, "bn_mnist", skipped=skipped)) == 5
+    assert "does not match its SHA-256 in SHA256SUMS" in skipped[0]
