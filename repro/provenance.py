@@ -8,6 +8,7 @@ data folder, the home folder) are written as placeholders (`private_paths`).
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import platform
 import subprocess
@@ -54,6 +55,17 @@ def hardware() -> dict:
     }
 
 
+def code_fingerprint(root: Path | None = None) -> str:
+    """SHA-256 over the code a run executes (every .py of repro/ and experiments/, and the
+    configs): two parts of one run must come from the same code, committed or not."""
+    root = root or Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("repro/**/*.py"), *root.glob("experiments/**/*.py"),
+                        *root.glob("configs/**/*.yaml"), *root.glob("experiments/*/config.yaml")]):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def code_changes(porcelain: str) -> list[str]:
     """Changed tracked files from `git status --porcelain`, leaving out results/: a result
     file written or removed is an output, not a change to the code that computes."""
@@ -66,6 +78,7 @@ def collect() -> dict:
     changed = code_changes(status) if status is not None else None
     return {
         "commit": _git("rev-parse", "HEAD"),
+        "code_sha256": code_fingerprint(),
         "dirty": bool(changed) if changed is not None else None,
         "dirty_files": (changed or [])[:50],
         "versions": versions(),

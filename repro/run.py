@@ -128,6 +128,10 @@ def _readable(path: Path) -> bool:
         return False
 
 
+class CodeChangedError(RuntimeError):
+    """A run would resume from a checkpoint written by other code."""
+
+
 class DistributedRunError(RuntimeError):
     """A multi-process run lost one of its processes."""
 
@@ -214,7 +218,20 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
         if cfg.train.resume and checkpointer.latest_step() is not None:
             state, extra = checkpointer.restore(state)
             history, prior = extra["history"], extra["elapsed"]  # timing of the earlier parts
+            written_by = extra.get("code_sha256")
+            if written_by is not None and written_by != origin["code_sha256"]:
+                raise CodeChangedError(
+                    f"the checkpoint of {name} was written by other code (code SHA-256 "
+                    f"{written_by[:12]}, now {origin['code_sha256'][:12]}): a run whose parts ran "
+                    "different code would mix two programs' numbers under one config hash. Restore "
+                    "the code it started with, or start over with train.resume=false.")
             log.info("resumed %s from step %d", name, int(np.max(state["step"])))
+        elif checkpointer.latest_step() is not None:  # train.resume=false: this run starts over
+            log.warning("train.resume=false: deleting the checkpoints of %s at %s and starting over",
+                        name, checkpointer.directory)
+            checkpointer.close()
+            shutil.rmtree(checkpointer.directory)
+            checkpointer = Checkpointer(checkpointer.directory)
     part = {"from_step": int(np.max(state["step"])), "started_utc": _utc_now()}
     fit_timing: dict = {}  # this part's, updated by fit as it goes
 
@@ -230,7 +247,8 @@ def _train(cfg, members, stacked, origin, callbacks, run_dir, t_start) -> list[d
     def save_checkpoint(step, state, record):
         if checkpointer and step and (step % cfg.train.checkpoint_every == 0
                                       or step == cfg.train.steps):
-            checkpointer.save(step, state, {"history": history, "elapsed": elapsed(step)})
+            checkpointer.save(step, state, {"history": history, "elapsed": elapsed(step),
+                                            "code_sha256": origin["code_sha256"]})
 
     lead = jax.process_index() == 0  # one process logs and writes the result
     logger_cfg = {**cfg.logger, "group": cfg.logger.group or cfg.experiment_name}

@@ -109,3 +109,37 @@ def test_a_checkpoint_of_another_state_is_refused_not_restored_into_the_wrong_le
     restored, _ = Checkpointer(tmp_path / "ckpt").restore({"decoder": jnp.ones(3), "encoder": jnp.ones(3)})
     np.testing.assert_array_equal(restored["encoder"], np.ones(3))
     np.testing.assert_array_equal(restored["decoder"], np.zeros(3))
+
+
+def test_a_run_does_not_resume_across_a_code_change(run_overrides, monkeypatch):
+    """Stopped, the code changed (a fingerprint of repro/, experiments/ and the configs), rerun:
+    refused with what to do, instead of one result from two programs under one hash."""
+    from conftest import compose, interrupted_run
+
+    from repro import provenance
+    from repro.run import CodeChangedError, run
+
+    overrides = ["experiment=debug", *run_overrides, "train.steps=40", "train.chunk_steps=10",
+                 "train.eval_every=20", "train.checkpoint_every=10", "model.hidden=[8]"]
+    interrupted_run(compose(overrides), at_step=20)
+    real = provenance.code_fingerprint()
+    monkeypatch.setattr(provenance, "code_fingerprint", lambda root=None: "0" * 64)
+    with pytest.raises(CodeChangedError, match="written by other code .*train.resume=false"):
+        run(compose(overrides))
+    assert run(compose([*overrides, "train.resume=false"]))["provenance"]["code_sha256"] == "0" * 64
+    monkeypatch.undo()
+    assert provenance.code_fingerprint() == real  # a pure function of the files
+
+
+def test_the_code_fingerprint_changes_with_any_code_file(tmp_path):
+    from repro.provenance import code_fingerprint
+
+    for rel in ("repro/loop.py", "experiments/p/objectives.py", "configs/data/x.yaml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("a = 1\n")
+    before = code_fingerprint(tmp_path)
+    for rel in ("repro/loop.py", "experiments/p/objectives.py", "configs/data/x.yaml"):
+        (tmp_path / rel).write_text("a = 2\n")
+        assert code_fingerprint(tmp_path) != before
+        (tmp_path / rel).write_text("a = 1\n")
+        assert code_fingerprint(tmp_path) == before
