@@ -3,13 +3,14 @@ import gzip
 import pickle
 import sys
 import types
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 from conftest import REAL_DATA, idx_bytes, needs_real_mnist, write_mnist_mirror
 
-from repro.data import DataError, load_dataset, records, tfds_source
+from repro.data import DataError, dataset, load_dataset, records, tfds_source
 from repro.data.mnist import parse_idx
 from repro.data.pipeline import batch_indices
 from repro.data.transforms import Normalize, RandomCropFlip, Transforms, for_data, random_crop_flip
@@ -97,6 +98,7 @@ def test_tfds_path_reads_whole_splits_in_batches_and_passes_its_data_dir(monkeyp
 
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.SimpleNamespace(builder=Builder))
     monkeypatch.delenv("REPRO_DATA_DIR", raising=False)  # no mirror: the TFDS path
+    monkeypatch.setattr(dataset, "DEFAULT_MIRROR", Path("/nonexistent"))
     data = load_dataset("mnist", None, tfds_dir="/somewhere/tfds", validation_size=5)
     assert seen == {"name": "mnist", "data_dir": "/somewhere/tfds", "format": "array_record"}
     assert sources["train"].calls == [10_000, 10_000, 5_000] and sources["test"].calls == [7]
@@ -310,3 +312,32 @@ def test_real_mnist_first_labels():
     data = load_dataset("mnist", str(REAL_DATA))
     assert data.split("train")["label"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert data.split("test")["label"][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
+
+def test_the_online_path_trains_on_tfds_mock_data(monkeypatch, tmp_path):
+    """No mirror anywhere: a run reads MNIST through TFDS (here its mock data, offline), from the
+    pinned environment, and says where its data came from."""
+    import tensorflow_datasets as tfds
+
+    from repro.configuration import compose
+    from repro.run import run
+
+    monkeypatch.delenv("REPRO_DATA_DIR", raising=False)
+    monkeypatch.setattr(dataset, "DEFAULT_MIRROR", Path("/nonexistent"))
+    with tfds.testing.mock_data(num_examples=64):
+        result = run(compose(["experiment=debug", "data.dir=null", "data.allow_partial=true",
+                              f"paths.tfds={tmp_path / 'tfds'}", f"paths.results={tmp_path / 'results'}",
+                              "train.steps=10", "train.chunk_steps=5", "train.eval_every=5",
+                              "train.batch_size=16", "progress=false", "model.hidden=[8]"]))
+    assert result["data_source"].startswith("tfds:mnist/")
+    assert result["data_partial"] == "64 of 60000 train images, 64 of 10000 test images"
+    assert 0.0 <= result["final"]["test/accuracy"] <= 1.0
+
+
+def test_make_and_direct_calls_find_the_same_mirror(monkeypatch):
+    monkeypatch.delenv("REPRO_DATA_DIR", raising=False)
+    expected = dataset.DEFAULT_MIRROR if dataset.DEFAULT_MIRROR.is_dir() else None
+    assert dataset.resolve_data_dir(None) == expected
+    assert dataset.DEFAULT_MIRROR == Path(dataset.__file__).resolve().parents[3] / "shared" / "data"
+    monkeypatch.setenv("REPRO_DATA_DIR", "/some/where")
+    assert dataset.resolve_data_dir(None) == Path("/some/where")

@@ -76,9 +76,17 @@ def binarize(images: np.ndarray, seed: int, stream: str, chunk: int = 10_000) ->
     return out
 
 
+# Where a checkout's local mirrors sit when nothing says otherwise: shared/data beside the
+# repository (as on the development machines and CI), for make targets and direct calls alike.
+DEFAULT_MIRROR = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
 def resolve_data_dir(data_dir: str | None) -> Path | None:
-    """The mirror folder: the config value, else $REPRO_DATA_DIR, else None (use TFDS)."""
+    """The mirror folder: the config value, else $REPRO_DATA_DIR, else shared/data beside the
+    repository when it exists, else None (the online path: TFDS)."""
     data_dir = data_dir or os.environ.get("REPRO_DATA_DIR") or None
+    if data_dir is None and DEFAULT_MIRROR.is_dir():
+        return DEFAULT_MIRROR
     return Path(data_dir).expanduser().resolve() if data_dir else None
 
 

@@ -33,7 +33,11 @@ def whole_split(source, chunk: int = 10_000) -> dict[str, np.ndarray]:
     array_record reader fetches and decodes a list of keys at once, in parallel)."""
     images, labels = [], []
     for start in range(0, len(source), chunk):
-        examples = source.__getitems__(list(range(start, min(start + chunk, len(source)))))
+        keys = list(range(start, min(start + chunk, len(source))))
+        try:
+            examples = source.__getitems__(keys)
+        except TypeError:  # a source without batched reads (TFDS's mock data): one at a time
+            examples = [source[k] for k in keys]
         images.append(np.stack([e["image"] for e in examples]))
         labels.append(np.asarray([e["label"] for e in examples]))
     if not images:
