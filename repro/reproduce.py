@@ -28,9 +28,11 @@ import argparse
 import fnmatch
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -88,9 +90,36 @@ def train(spec: dict, variants: list[str], seeds: list[int] | None, extra: list[
                    f"hydra.sweep.dir={LOCAL / 'multirun' / spec['experiment']}/{variant}", *extra]
         print(f"[reproduce] {variant}: seeds {run_seeds}", flush=True)
         t0 = time.perf_counter()
-        if subprocess.run(command, cwd=report.ROOT).returncode:
+        if run_child(command, cwd=report.ROOT):
             raise SystemExit(f"error: the runs of variant {variant} failed (command: {' '.join(command)})")
         print(f"[reproduce] {variant}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def run_child(command: list[str], cwd) -> int:
+    """Run a training child and wait for it; a SIGTERM or SIGHUP to this process (a scheduler
+    ending the job, a closed terminal) is passed on to the child, which is waited for (killed
+    after 60 s), so no training run is left behind holding its lock."""
+    proc = subprocess.Popen(command, cwd=cwd)
+    received: list[int] = []
+    deadline = threading.Timer(60, proc.kill)  # a child that ignores the signal
+    deadline.daemon = True
+
+    def forward(signum, frame):  # the wait below returns once the child has gone
+        received.append(signum)
+        proc.send_signal(signum)
+        if not deadline.is_alive():
+            deadline.start()
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = proc.wait()
+    finally:
+        deadline.cancel()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received:
+        raise SystemExit(128 + received[0])
+    return code
 
 
 def _stats(values: dict[int, float], digits: int) -> str:

@@ -210,3 +210,33 @@ def test_an_edited_committed_number_is_refused_by_the_report(tmp_path):
     skipped: list[str] = []
     assert len(load_results(tmp_path, "bn_mnist", skipped=skipped)) == 5
     assert "does not match its SHA-256 in SHA256SUMS" in skipped[0]
+
+
+def test_sigterm_to_reproduce_stops_its_training_child(tmp_path):
+    """A scheduler's SIGTERM to `python -m repro.reproduce` must not leave the training child
+    running (re-parented, holding its lock)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    parent = subprocess.Popen([sys.executable, "-c", "import sys; from repro.reproduce import run_child; "
+                               f"sys.exit(run_child([sys.executable, '-c', {child!r}], '.'))"])
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.05)
+    child_pid = int(pid_file.read_text())
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+    for _ in range(100):  # the child is gone (reaped by the parent before it exited)
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the training child {child_pid} outlived its reproduce parent")
