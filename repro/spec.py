@@ -85,6 +85,7 @@ class Spec:
     vmap_seeds: bool = False
     on_demand: list[str] = dataclasses.field(default_factory=list)
     experiment: str | None = None       # must equal the folder's name when given
+    scope: str | None = None            # what is run where (README's paper table); no verdicts
 
 
 class SpecError(ValueError):
