@@ -14,9 +14,11 @@ changing (the run's history list grows every chunk; the state is donated to the 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import jax
@@ -56,7 +58,7 @@ class Checkpointer:
         named = named_leaves(state)
         # A snapshot, not the caller's live objects; with the state's leaf names and shapes.
         extra = json.loads(json.dumps({"bookkeeping": extra, "leaves": _manifest(named)}))
-        try:
+        with self._disk_full_said():
             self.manager.save(
                 step,
                 args=ocp.args.Composite(
@@ -65,11 +67,25 @@ class Checkpointer:
                 ),
                 force=True,
             )
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
-                raise OSError(err.errno, f"disk full while checkpointing to {self.directory}: "
-                              "free space or point paths.checkpoints elsewhere") from err
-            raise
+
+    @contextlib.contextmanager
+    def _disk_full_said(self):
+        """A full disk, however it surfaces (OSError ENOSPC here, or orbax's writer thread's
+        `ValueError: RESOURCE_EXHAUSTED` at the next save or at close), becomes one message that
+        says what to do, and the half-written temporary checkpoint folder is removed."""
+        try:
+            yield
+        except Exception as err:  # noqa: BLE001 - re-raised unless it is a full disk
+            text = str(err)
+            full = (isinstance(err, OSError) and err.errno == errno.ENOSPC) or \
+                "RESOURCE_EXHAUSTED" in text or "No space left on device" in text
+            if not full:
+                raise
+            for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise OSError(errno.ENOSPC, f"disk full while checkpointing to {self.directory}: free "
+                          "space or point paths.checkpoints elsewhere, then rerun (it resumes from "
+                          "the last complete checkpoint)") from err
 
     def restore(self, template_state):
         """(state, extra) of the newest readable checkpoint, shaped like template_state.
@@ -128,5 +144,6 @@ class Checkpointer:
             f"or delete {self.directory}.")
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        with self._disk_full_said():
+            self.manager.wait_until_finished()
+            self.manager.close()

@@ -143,3 +143,38 @@ def test_the_code_fingerprint_changes_with_any_code_file(tmp_path):
         assert code_fingerprint(tmp_path) != before
         (tmp_path / rel).write_text("a = 1\n")
         assert code_fingerprint(tmp_path) == before
+
+
+@pytest.mark.parametrize("raised", [
+    ValueError("RESOURCE_EXHAUSTED: Error writing local file: No space left on device [OS error: 28]"),
+    OSError(28, "No space left on device"),
+])
+def test_a_full_disk_while_checkpointing_says_so_and_leaves_no_temporary_folder(tmp_path, raised):
+    ckpt = Checkpointer(tmp_path / "ckpt")
+    state = {"w": jnp.ones(3)}
+    ckpt.save(10, state, {"history": []})
+    ckpt.manager.wait_until_finished()
+    (tmp_path / "ckpt" / "20.orbax-checkpoint-tmp-1234").mkdir()  # what a failed write leaves
+
+    def fail(*args, **kwargs):
+        raise raised
+
+    ckpt.manager.save = fail
+    with pytest.raises(OSError, match="disk full while checkpointing to .*then rerun"):
+        ckpt.save(20, state, {"history": []})
+    assert not list((tmp_path / "ckpt").glob("*orbax-checkpoint-tmp*"))
+    assert ckpt.latest_step() == 10  # the last complete checkpoint is still there
+    ckpt.manager.wait_until_finished = fail  # the writer thread's error surfaces at close
+    with pytest.raises(OSError, match="disk full while checkpointing"):
+        ckpt.close()
+
+
+def test_other_checkpoint_errors_are_not_called_a_full_disk(tmp_path):
+    ckpt = Checkpointer(tmp_path / "ckpt")
+
+    def fail(*args, **kwargs):
+        raise ValueError("something else")
+
+    ckpt.manager.save = fail
+    with pytest.raises(ValueError, match="something else"):
+        ckpt.save(1, {"w": jnp.ones(1)}, {})
