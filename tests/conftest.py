@@ -12,6 +12,22 @@ import pytest
 
 from repro.configuration import compose
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_device_memory_between_modules():
+    """One pytest process runs every module: drop each module's compiled programs and cached
+    data sets when it ends, so the suite's memory peaks at its largest module, not their sum."""
+    yield
+    import gc
+
+    import jax
+
+    from repro.run import _cached_dataset
+
+    _cached_dataset.cache_clear()
+    jax.clear_caches()
+    gc.collect()
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_DATA = Path(os.environ.get("REPRO_DATA_DIR") or SHARED_DATA)
 
