@@ -13,11 +13,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from repro.configuration import TRUSTED_TARGETS
 
 Number = int | float
 
@@ -100,7 +103,7 @@ def _type_ok(value, hint) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return True
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return any(_type_ok(value, a) for a in args)
     if origin is Literal:
         return value in args
@@ -152,7 +155,7 @@ def validate(spec: dict, where: str) -> dict:
             raise SpecError(f"{where}.variants.{name}: a list of Hydra overrides (strings)")
         for override in overrides:  # a spec is a data file: it builds only the project's classes
             named = re.findall(r"_target_\s*[:=]\s*['\"]?([^\s,}'\"]+)", override)
-            if any(not t.startswith(("repro.", "experiments.")) for t in named):
+            if any(not t.startswith(TRUSTED_TARGETS) for t in named):
                 raise SpecError(f"{where}.variants.{name}: {override!r} names a class outside the "
                                 "project (repro.*, experiments.*)")
     for i, row in enumerate(spec["reported"]):
