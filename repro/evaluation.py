@@ -70,28 +70,32 @@ class SplitMeans:
 class Probes:
     """Probes (every evaluation, or only the final one for `final_only` probes), in one jit each."""
 
-    def __init__(self, graphdef, probes, transforms, eval_data, stacked: bool):
+    def __init__(self, graphdef, probes, transforms, eval_data, stacked: bool, keys):
         self.graphdef, self.transforms, self.eval_data = graphdef, transforms, eval_data
-        every = [p for p in probes if not getattr(p, "final_only", False)]
-        final = [p for p in probes if getattr(p, "final_only", False)]
+        # Per seed (a leading axis when stacked): probes that declare "key" get their seed's.
+        self.keys = keys
+        # Each probe keeps its index in `probes:` (its key is the seed's folded with it).
+        every = [(i, p) for i, p in enumerate(probes) if not getattr(p, "final_only", False)]
+        final = [(i, p) for i, p in enumerate(probes) if getattr(p, "final_only", False)]
         self._fns = [(bool(group and is_final), self._jitted(group, stacked))
                      for is_final, group in ((False, every), (True, final)) if group]
 
     def _jitted(self, probes, stacked):
-        def run(params, rest, data):
+        def run(params, rest, data, key):
             model = nnx.merge(self.graphdef, params, rest)
             out = {}
-            for probe in probes:
-                out.update(probe(model, data, self.transforms))
+            for i, probe in probes:
+                extra = {"key": jax.random.fold_in(key, i)} if "key" in getattr(probe, "needs", ()) else {}
+                out.update(probe(model, data, self.transforms, **extra))
             return out
 
-        return jax.jit(jax.vmap(run, in_axes=(0, 0, None)) if stacked else run)
+        return jax.jit(jax.vmap(run, in_axes=(0, 0, None, 0)) if stacked else run)
 
     def __call__(self, params, rest, final: bool) -> dict:
         out = {}
         for final_only, fn in self._fns:
             if final or not final_only:
-                out.update({f"probe/{k}": v for k, v in fn(params, rest, self.eval_data).items()})
+                out.update({f"probe/{k}": v for k, v in fn(params, rest, self.eval_data, self.keys).items()})
         return out
 
 

@@ -26,6 +26,8 @@ NEEDS = {
              "steps from `step` on that train it)`, read on the host",
     "train_split": "the constructor gets train_split= (the run's training split, host arrays)",
     "data_dir": "the constructor gets data_dir= (the run's data.dir)",
+    "key": "a probe's __call__ gets key= (a PRNG key of its run's seed, its own purpose in "
+           "repro.loop.KEY_PURPOSES: each seed of a run measures with its own draws)",
 }
 
 
@@ -83,7 +85,8 @@ class Probe(Protocol):
     `probe/<name>` in the history of the result file. `eval_data[split]` holds every field
     batched [num_batches, batch, ...] and `batch_mask`; `transforms(batch, train=False)` turns
     a batch dict into the model's input dict. A probe may declare `needs` ("data_dir",
-    "train_split"): given to its constructor, kept out of its config and so out of the hash."""
+    "train_split"): given to its constructor, kept out of its config and so out of the hash; a
+    probe that draws random numbers declares "key" and is called with its seed's key=."""
 
     def __call__(self, model: Model, eval_data: dict[str, Batch],
                  transforms: Callable[..., Batch]) -> dict[str, Any]: ...
@@ -129,6 +132,10 @@ def check_needs(obj: object, what: str) -> tuple[str, ...]:
     for keyword in ("step", "phase"):
         if keyword in needs and keyword not in inspect.signature(obj.train_loss).parameters:
             raise TypeError(f"{name} needs {keyword!r} but its train_loss takes no {keyword}= keyword")
+    if "key" in needs and what != "probe":
+        raise TypeError(f"{name} needs 'key', which only probes are given (objectives get rngs=)")
+    if "key" in needs and "key" not in inspect.signature(obj.__call__).parameters:
+        raise TypeError(f"{name} needs 'key' but its __call__ takes no key= keyword")
     if "phase" in needs and not (getattr(obj, "phases", None) and callable(getattr(obj, "phase", None))):
         raise TypeError(f"{name} needs 'phase' but lacks `phases` (its parts) or `phase(step)`")
     return needs

@@ -23,7 +23,7 @@ from repro.evaluation import HostEvaluators, Probes, SplitMeans, pad_for_eval
 from repro.interfaces import Constrained
 from repro.parallel import check_batch, replicate, shard_batch
 
-KEY_PURPOSES = ("init", "data", "dropout", "augment")
+KEY_PURPOSES = ("init", "data", "dropout", "augment", "probe")  # append only: keys are by index
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -114,7 +114,7 @@ class Trainer:
         }
         self.evaluation = [
             SplitMeans(self.graphdef, objective, transforms, self.eval_data, mesh, self.stacked),
-            Probes(self.graphdef, probes, transforms, self.eval_data, self.stacked),
+            Probes(self.graphdef, probes, transforms, self.eval_data, self.stacked, self.keys["probe"]),
             HostEvaluators(self.graphdef, evaluators, transforms, self.eval_data, eval_splits, mesh,
                            self.stacked),
         ]

@@ -45,6 +45,26 @@ class NeedsUnknown(NeedsPhaseWithoutPhases):
     needs = ("labels_of_the_test_set",)
 
 
+class NeedsKeyNotTaken:
+    needs = ("key",)
+
+    def __call__(self, model, eval_data, transforms):
+        return {}
+
+
+class ObjectiveNeedsKey(NeedsPhaseWithoutPhases):
+    needs = ("key",)
+
+
+@pytest.mark.parametrize("cls, message, what", [
+    (NeedsKeyNotTaken, "takes no key= keyword", "probe"),
+    (ObjectiveNeedsKey, "only probes are given", "objective"),
+])
+def test_a_key_is_given_to_probes_that_take_it(cls, message, what):
+    with pytest.raises(TypeError, match=message):
+        interfaces.check_needs(cls, what)
+
+
 @pytest.mark.parametrize("cls, message", [
     (NeedsPhaseWithoutPhases, "lacks `phases`"),
     (NeedsStepNotTaken, "takes no step= keyword"),

@@ -5,6 +5,7 @@ import json
 import sys
 import types
 
+import jax
 import numpy as np
 import pytest
 from conftest import interrupted_run
@@ -18,7 +19,19 @@ from repro.tracking import sweep_group
 TINY = ["experiment=debug", "model.hidden=[32]", "model.batchnorm=true", "train.chunk_steps=20",
         "train.eval_every=40", "train.eval_batch_size=100"]
 PROBE = ("probes=[{_target_:experiments.bn_mnist.probes.SigmoidInputPercentiles,"
-         "units:[0,1],split:test}]")
+         "units:[0,1],split:test},{_target_:tests.test_seeds.Draws,name:a},{_target_:tests.test_seeds.Draws,name:b}]")
+
+
+class Draws:
+    """A probe that declares "key": what it draws names the key it was given."""
+    needs = ("key",)
+    final_only = True
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, model, eval_data, transforms, key):
+        return {f"draw_{self.name}": jax.random.uniform(key)}
 
 
 class FakeWandb(types.ModuleType):
@@ -70,6 +83,12 @@ def test_vmapped_seeds_write_the_results_of_separate_runs(run_overrides, tmp_pat
                 np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-5, err_msg=key)
         assert stored["final"].keys() == alone["final"].keys()
         assert np.shape(stored["final"]["probe/sigmoid_input_p50"]) == (2,)  # per unit, sliced
+        draws = sorted(k for k in stored["final"] if k.startswith("probe/draw_"))
+        assert len(draws) == 2 and stored["final"][draws[0]] != stored["final"][draws[1]]
+        # A probe's key is its seed's, whether the seed ran alone or vmapped beside others.
+        assert [stored["final"][k] for k in draws] == [alone["final"][k] for k in draws]
+    draws = [sorted(v for k, v in r["final"].items() if k.startswith("probe/draw_")) for r in together]
+    assert not set(draws[0]) & set(draws[1])  # each seed draws its own
     assert together[0]["final"]["test/loss"] != together[1]["final"]["test/loss"]
 
     # One wandb run per seed, as a separate run would have, in the sweep's group.
