@@ -114,3 +114,29 @@ def scrub(tree, replacements: dict[str, str]):
     if isinstance(tree, list):
         return [scrub(v, replacements) for v in tree]
     return tree
+
+
+def differences(reference: dict, local: dict) -> list[str]:
+    """What differs between how two result files of the same config were made, as far as the
+    numbers can depend on it: the code, the seeds trained together (vmapped seeds run batched
+    arithmetic that XLA may order otherwise), versions, hardware, JAX flags, a resumed run."""
+    said = []
+    commits = [(r.get("provenance") or {}).get("commit") for r in (reference, local)]
+    if commits[0] != commits[1]:
+        said.append(f"commit {str(commits[1])[:7]} here, {str(commits[0])[:7]} in the reference")
+    if any((r.get("provenance") or {}).get("dirty") for r in (reference, local)):
+        said.append("a run made from a tree with uncommitted changes")
+    together = [(r.get("timing") or {}).get("vmapped_seeds") for r in (reference, local)]
+    if together[0] != together[1]:
+        def name(seeds):
+            return f"vmapped {seeds}" if seeds else "alone"
+        said.append(f"seed trained {name(together[1])} here, {name(together[0])} in the reference "
+                    "(batched arithmetic rounds differently)")
+    for block in ("versions", "hardware", "jax_flags"):
+        a, b = ((r.get("provenance") or {}).get(block) or {} for r in (reference, local))
+        changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        said += [f"{k} {b.get(k)} here, {a.get(k)} in the reference" for k in changed]
+    resumed = [bool(r.get("resumed")) for r in (reference, local)]
+    if resumed[0] != resumed[1]:
+        said.append("one of the two was resumed from a checkpoint")
+    return said

@@ -12,6 +12,10 @@ two verdicts: reference vs paper (the tolerance rule of repro.verdicts) and this
   side with a single seed);
 - **differs** (by the largest difference), or **no spread to judge by** (one seed each, unequal).
 
+Every final number of each run this machine made (not only the spec's rows) is compared so, seed
+for seed; where they are not bitwise equal the comparison says what differs in how the two were
+made (commit, seeds vmapped together, versions, hardware: repro.provenance.differences).
+
 `--check` exits 1 when any number differs beyond the seed spread. `promote` copies this
 machine's result files into `results/` (keeping their provenance; never overwriting).
 
@@ -36,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from repro import manifest, render, report, verdicts
+from repro import manifest, provenance, render, report, verdicts
 from repro.results import BadResultFile, load_results, read_result
 from repro.weights import weights_path
 
@@ -167,6 +171,9 @@ def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
             differing += len(judged) == 2 and judged[0] != judged[1]
             rows.append([claim["description"], _claim_text(ref), _claim_text(loc)])
         lines += ["", render.table(["claim", "reference (committed)", "this machine"], rows)]
+    finals, finals_differing = _final_metrics(variants, reference, local)
+    lines += finals
+    differing += finals_differing
     if refused:  # a committed number that changed unnoticed must not pass a check
         lines += ["", f"**{len(refused)} committed result file(s) refused:**", "",
                   *[f"- {message}" for message in refused]]
@@ -178,6 +185,34 @@ def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
     if runs:
         lines += ["This machine: " + render.provenance_line({"all": runs})]
     return "\n".join(lines) + "\n", differing
+
+
+def _final_metrics(variants: list[str], reference: dict, local: dict) -> tuple[list[str], int]:
+    """Every final number of each variant this machine ran, seed for seed against the reference:
+    a count of the bitwise-equal ones, a row for each other, and why they are not bitwise equal
+    (what differs in how the two were made); how many differ beyond the seed spread."""
+    lines, differing = [], 0
+    for variant in variants:
+        if not (local[variant] and reference[variant]):
+            continue
+        rows = verdicts.final_metrics_versus_reference(reference[variant], local[variant])
+        unequal = [r for r in rows if r[1] != "bitwise equal"]
+        differing += sum(r[2] for r in rows)
+        seeds = sorted(r["seed"] for r in local[variant])
+        lines += ["", f"**{variant}**, every final metric of seeds {seeds}: "
+                      f"{len(rows) - len(unequal)} of {len(rows)} bitwise equal to the reference."]
+        if not unequal:
+            continue
+        unequal.sort(key=lambda r: not r[2])  # beyond the spread first
+        lines += ["", render.table(["metric", "this machine vs reference"], [list(r[:2]) for r in unequal])]
+        by_seed = {r["seed"]: r for r in reference[variant]}
+        why = sorted({d for r in local[variant] if r["seed"] in by_seed
+                      for d in provenance.differences(by_seed[r["seed"]], r)})
+        lines += ["", "Not bitwise equal: " + ("; ".join(why) if why else
+                  "same commit, seeds trained together, versions, hardware and flags: the "
+                  "computation is not deterministic here, which the suite promises it is (report it)")
+                  + "."]
+    return lines, differing
 
 
 def _claim_text(row: dict) -> str:

@@ -151,3 +151,31 @@ def versus_reference(reference: dict[int, float], local: dict[int, float]) -> tu
     if abs(m_loc - m_ref) <= bound:
         return f"within seed spread (means {m_loc - m_ref:+.4g}, 2 s.e. {bound:.3g})", False
     return f"**differs** by up to {largest:.4g} (means {m_loc - m_ref:+.4g}, 2 s.e. {bound:.3g})", True
+
+
+def final_values(result: dict) -> dict[str, float]:
+    """Every number of a result's `final` record but the step; a per-unit list gives one number
+    per entry (`name[i]`)."""
+    out = {}
+    for name, value in (result.get("final") or {}).items():
+        if name == "step":
+            continue
+        if isinstance(value, list):
+            out.update({f"{name}[{i}]": v for i, v in enumerate(value) if isinstance(v, int | float)})
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = value
+    return out
+
+
+def final_metrics_versus_reference(reference: list[dict], local: list[dict]) -> list[tuple[str, str, bool]]:
+    """Every final number of the runs this machine made, seed for seed against the reference runs
+    of the same config: (metric, versus_reference text, differs beyond the seed spread), for the
+    metrics both sides have."""
+    ref = {r["seed"]: final_values(r) for r in reference}
+    loc = {r["seed"]: final_values(r) for r in local}
+    names = sorted({n for v in loc.values() for n in v} & {n for v in ref.values() for n in v})
+    rows = []
+    for name in names:
+        by_seed = [{s: v[name] for s, v in side.items() if name in v} for side in (ref, loc)]
+        rows.append((name, *versus_reference(*by_seed)))
+    return rows

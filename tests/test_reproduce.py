@@ -240,3 +240,37 @@ def test_sigterm_to_reproduce_stops_its_training_child(tmp_path):
         time.sleep(0.05)
     else:
         pytest.fail(f"the training child {child_pid} outlived its reproduce parent")
+
+
+def test_every_final_metric_is_compared_seed_for_seed_saying_why_it_is_not_bitwise(monkeypatch):
+    """A paper whose spec has no reported rows (claims only) is still checked number by number."""
+    spec = {"title": "T", "experiment": "debug", "variants": {"a": []}, "reported": []}
+
+    def runs(loss, unit, commit, together):
+        return {"a": [{"seed": s, "history": [], "final": {"step": 9, "test/loss": loss + s, "p": [unit, 1.0]},
+                       "timing": {"wall_seconds": 1.0, "vmapped_seeds": together},
+                       "provenance": {"commit": commit, "hardware": {"device_kind": "cpu"}}}
+                      for s in (0, 1, 2)]}
+
+    def compared(reference, local):
+        groups = {"reference": reference, "local": local}
+        monkeypatch.setattr(reproduce, "load_results", lambda root, experiment, **kwargs: root)
+        monkeypatch.setattr(report, "ROOT", Path("reference"))
+        monkeypatch.setattr(reproduce, "LOCAL", Path("local"))
+        monkeypatch.setattr(report, "group_by_variant", lambda spec, results: groups[str(results).split("/")[0]])
+        return reproduce.compare(spec, ["a"])
+
+    reference = runs(100.0, 0.5, "aaaaaaa1", [0, 1, 2])
+    table, differing = compared(reference, runs(100.0, 0.5, "aaaaaaa1", [0, 1, 2]))
+    assert differing == 0 and "every final metric of seeds [0, 1, 2]: 3 of 3 bitwise equal" in table
+    assert "Not bitwise" not in table
+
+    table, differing = compared(reference, runs(100.0 + 1e-5, 0.5, "bbbbbbb2", None))
+    assert differing == 0 and "2 of 3 bitwise equal" in table  # p[0] and p[1] equal, test/loss not
+    assert "| test/loss | within seed spread" in table
+    assert ("Not bitwise equal: commit bbbbbbb here, aaaaaaa in the reference; seed trained alone here, "
+            "vmapped [0, 1, 2] in the reference") in table
+
+    table, differing = compared(reference, runs(150.0, 0.9, "aaaaaaa1", [0, 1, 2]))
+    assert differing == 2  # test/loss and p[0]; p[1] is bitwise equal
+    assert table.index("| p[0] | **differs**") < table.index("Not bitwise equal: same commit")
