@@ -23,11 +23,15 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     import sys
 
+    from pathlib import Path
+
     from repro.configuration import check_command_line
     from repro.validation import ConfigError
+    from repro.writable import check_hydra_folder
 
     try:  # before Hydra: its error for a misspelt key does not list the valid ones
         check_command_line(sys.argv[1:])
-    except ConfigError as err:
+        check_hydra_folder(sys.argv[1:], Path.cwd())
+    except (ConfigError, OSError) as err:
         sys.exit(f"error: {err}")
     main()

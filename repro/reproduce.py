@@ -43,8 +43,10 @@ from pathlib import Path
 from repro import manifest, provenance, render, report, verdicts
 from repro.results import BadResultFile, load_results, read_result
 from repro.weights import weights_path
+from repro.writable import check_writable
 
-LOCAL = report.ROOT / "local"  # git-ignored: this machine's runs and its comparison
+# This machine's runs and its comparison: git-ignored `local/`, or REPRO_LOCAL (a read-only checkout).
+LOCAL = Path(os.environ.get("REPRO_LOCAL") or report.ROOT / "local")
 
 
 def find_spec(paper: str) -> dict:
@@ -318,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         raise SystemExit(f"error: --seeds {args.seeds!r}: whole numbers separated by commas, "
                          "e.g. 0,1") from None
+    try:
+        check_writable(LOCAL, "this machine's runs and comparison",
+                       "set REPRO_LOCAL=<a writable folder> (make repro-<paper> and verify-<paper> pass it on)")
+    except OSError as err:
+        raise SystemExit(f"error: {err}") from None
     if not args.no_train:
         t0 = time.perf_counter()
         train(spec, variants, seeds, extra)

@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -53,24 +52,6 @@ def write_result(path: Path, payload: dict, if_exists: str = "error") -> Path:
                           "(the run resumes from its last checkpoint)") from err
         raise
     return path
-
-
-def check_writable(folder: str | Path) -> None:
-    """Fail now, before training, if result files cannot be written to `folder`."""
-    folder = Path(folder).absolute()
-    top = folder  # the first folder this check creates: removed again, nothing is left behind
-    while not top.parent.exists() and top.parent != top:
-        top = top.parent
-    created = not top.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-        if created:
-            shutil.rmtree(top)
-    except OSError as err:
-        raise OSError(err.errno, f"cannot write result files to {folder} ({err.strerror or err}): "
-                      "fix its permissions or point paths.results elsewhere; nothing was trained") from err
 
 
 def read_result(path: Path) -> dict:

@@ -28,11 +28,12 @@ from repro.loop import Trainer, seed_keys, seed_record
 from repro.optim import make_optimizer
 from repro.parallel import data_mesh
 from repro.provenance import scrub
-from repro.results import BadResultFile, check_writable, read_result, result_path, write_result
+from repro.results import BadResultFile, read_result, result_path, write_result
 from repro.tracking import Tracker
 from repro.validation import validate
 from repro.warm_start import warm_start
 from repro.weights import save_weights, weights_path
+from repro.writable import check_writable
 
 log = logging.getLogger(__name__)
 for _noisy in ("absl", "jax._src.xla_bridge"):  # orbax/XLA chatter at INFO level
@@ -160,6 +161,9 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
     lead = jax.process_index() == 0  # one process locks, logs and writes results
     # One process per run name at a time; the result check below runs under the lock, so a run
     # that finished meanwhile is seen (not trained again and then refused).
+    if lead:  # the lock files live beside the checkpoints
+        check_writable(Path(cfg.paths.checkpoints) / cfg.experiment_name, "checkpoints",
+                       "fix its permissions or point paths.checkpoints elsewhere")
     locks = (run_locks(Path(cfg.paths.checkpoints) / cfg.experiment_name, [run_name(m) for m in members])
              if lead else contextlib.nullcontext())
     with locks:
@@ -180,7 +184,8 @@ def run(cfg: DictConfig, callbacks: Sequence[Callable] = (), run_dir: str = "out
                 todo.append(member)
         if todo:
             if lead:
-                check_writable(Path(cfg.paths.results) / cfg.experiment_name)
+                check_writable(Path(cfg.paths.results) / cfg.experiment_name, "result files",
+                               "fix its permissions or point paths.results elsewhere")
             try:
                 results = _train(cfg, todo, stacked, origin, callbacks, run_dir, t_start)
             except jax.errors.JaxRuntimeError as err:

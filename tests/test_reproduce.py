@@ -274,3 +274,12 @@ def test_every_final_metric_is_compared_seed_for_seed_saying_why_it_is_not_bitwi
     table, differing = compared(reference, runs(150.0, 0.9, "aaaaaaa1", [0, 1, 2]))
     assert differing == 2  # test/loss and p[0]; p[1] is bitwise equal
     assert table.index("| p[0] | **differs**") < table.index("Not bitwise equal: same commit")
+
+
+def test_a_read_only_local_area_is_refused_naming_repro_local(tmp_path, monkeypatch):
+    blocker = tmp_path / "checkout-file"
+    blocker.write_text("")  # as root, permissions do not stop writes: a path under a file does
+    monkeypatch.setattr(reproduce, "LOCAL", blocker / "local")
+    with pytest.raises(SystemExit, match=r"error: .*cannot write this machine's runs and comparison to "
+                                         r".*set REPRO_LOCAL=<a writable folder>"):
+        reproduce.main(["bn_mnist", "--no-train"])

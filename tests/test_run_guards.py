@@ -1,5 +1,5 @@
-"""What stops a run before it trains: another process on the same run, an unwritable results
-folder; and what a killed run leaves behind (a stale lock) not stopping the next one."""
+"""What stops a run before it trains: another process on the same run, an unwritable results,
+checkpoints or working folder; and what a killed run leaves behind (a stale lock) not stopping the next one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import os
 import socket
 import stat
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from repro.configuration import compose, run_name
 from repro.lock import RunLockedError, run_locks
 from repro.results import write_result
 from repro.run import run
+from repro.writable import check_hydra_folder
 
 QUICK = ["experiment=debug", "train.steps=20", "train.chunk_steps=10", "train.eval_every=10",
          "model.hidden=[8]"]
@@ -56,12 +59,14 @@ def test_a_stale_lock_of_a_killed_run_is_taken_over(run_overrides, tmp_path, cap
     assert not lock.exists()
 
 
-def test_an_unwritable_results_folder_stops_the_run_before_training(run_overrides, tmp_path):
-    # As root, permissions do not stop writes: a results path under a regular file does.
+@pytest.mark.parametrize("setting, what", [("results", "result files"), ("checkpoints", "checkpoints")])
+def test_an_unwritable_folder_stops_the_run_before_training(run_overrides, tmp_path, setting, what):
+    # As root, permissions do not stop writes: a path under a regular file does.
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    cfg = compose([*QUICK, *run_overrides, f"paths.results={blocker / 'results'}"])
-    with pytest.raises(OSError, match="cannot write result files to .*nothing was trained"):
+    cfg = compose([*QUICK, *run_overrides, f"paths.{setting}={blocker / setting}"])
+    with pytest.raises(OSError, match=f"cannot write {what} to .*point paths.{setting} elsewhere; "
+                                      "nothing was trained"):
         run(cfg)
     assert _trained(cfg) == []
 
@@ -124,3 +129,19 @@ def test_a_weights_write_that_fails_leaves_no_result_so_the_rerun_trains(run_ove
     monkeypatch.setattr(np, "savez", savez)
     assert run(cfg)["history"]  # not refused as "already finished"
     assert list((tmp_path / "results" / "debug").glob("*.weights.npz"))
+
+
+def test_a_read_only_working_folder_is_refused_before_hydra_writes_naming_the_fix(tmp_path):
+    # As root, permissions do not stop writes: an `outputs` that is a regular file does.
+    (tmp_path / "outputs").write_text("")
+    done = subprocess.run([sys.executable, "-m", "repro", "experiment=debug"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: [Errno 17] cannot write Hydra's run folder (config, log) to "
+                                          f"{tmp_path / 'outputs'}")
+    assert "give hydra.run.dir=<a writable folder>" in done.stderr and "Traceback" not in done.stderr
+    # A folder given on the command line is the user's: not checked (Hydra will use it).
+    check_hydra_folder(["experiment=debug", f"hydra.run.dir={tmp_path / 'outputs' / 'x'}"], tmp_path)
+    with pytest.raises(OSError, match="give hydra.sweep.dir="):
+        check_hydra_folder(["-m", "experiment=debug"], tmp_path / "outputs")
