@@ -22,7 +22,6 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     import sys
-
     from pathlib import Path
 
     from repro.configuration import check_command_line

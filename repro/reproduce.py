@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                          "e.g. 0,1") from None
     try:
         check_writable(LOCAL, "this machine's runs and comparison",
-                       "set REPRO_LOCAL=<a writable folder> (make repro-<paper> and verify-<paper> pass it on)")
+                       "set REPRO_LOCAL=<a writable folder> (make repro-<paper> passes it on)")
     except OSError as err:
         raise SystemExit(f"error: {err}") from None
     if not args.no_train:

@@ -247,7 +247,8 @@ def test_every_final_metric_is_compared_seed_for_seed_saying_why_it_is_not_bitwi
     spec = {"title": "T", "experiment": "debug", "variants": {"a": []}, "reported": []}
 
     def runs(loss, unit, commit, together):
-        return {"a": [{"seed": s, "history": [], "final": {"step": 9, "test/loss": loss + s, "p": [unit, 1.0]},
+        final = {"step": 9, "test/loss": loss, "p": [unit, 1.0]}
+        return {"a": [{"seed": s, "history": [], "final": {**final, "test/loss": loss + s},
                        "timing": {"wall_seconds": 1.0, "vmapped_seeds": together},
                        "provenance": {"commit": commit, "hardware": {"device_kind": "cpu"}}}
                       for s in (0, 1, 2)]}
@@ -257,7 +258,8 @@ def test_every_final_metric_is_compared_seed_for_seed_saying_why_it_is_not_bitwi
         monkeypatch.setattr(reproduce, "load_results", lambda root, experiment, **kwargs: root)
         monkeypatch.setattr(report, "ROOT", Path("reference"))
         monkeypatch.setattr(reproduce, "LOCAL", Path("local"))
-        monkeypatch.setattr(report, "group_by_variant", lambda spec, results: groups[str(results).split("/")[0]])
+        monkeypatch.setattr(report, "group_by_variant",
+                            lambda spec, results: groups[str(results).split("/")[0]])
         return reproduce.compare(spec, ["a"])
 
     reference = runs(100.0, 0.5, "aaaaaaa1", [0, 1, 2])

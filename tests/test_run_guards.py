@@ -1,5 +1,6 @@
 """What stops a run before it trains: another process on the same run, an unwritable results,
-checkpoints or working folder; and what a killed run leaves behind (a stale lock) not stopping the next one."""
+checkpoints or working folder; and what a killed run leaves behind (a stale lock) not stopping
+the next one."""
 
 from __future__ import annotations
 
@@ -138,8 +139,8 @@ def test_a_read_only_working_folder_is_refused_before_hydra_writes_naming_the_fi
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert done.returncode == 1
-    assert done.stderr.strip().startswith("error: [Errno 17] cannot write Hydra's run folder (config, log) to "
-                                          f"{tmp_path / 'outputs'}")
+    assert done.stderr.strip().startswith(
+        f"error: [Errno 17] cannot write Hydra's run folder (config, log) to {tmp_path / 'outputs'}")
     assert "give hydra.run.dir=<a writable folder>" in done.stderr and "Traceback" not in done.stderr
     # A folder given on the command line is the user's: not checked (Hydra will use it).
     check_hydra_folder(["experiment=debug", f"hydra.run.dir={tmp_path / 'outputs' / 'x'}"], tmp_path)
