@@ -100,15 +100,17 @@ def claims_line(rows: list[dict]) -> str:
             "contradicted.")
 
 
-def paper_section(spec: dict, results_dir: Path, strict: bool = False) -> tuple[str, list[dict], list[dict]]:
-    """The paper's part of the report, its reported-number rows and its claim rows."""
+def paper_section(spec: dict, results_dir: Path, strict: bool = False,
+                  draw: bool = True) -> tuple[str, list[dict], list[dict]]:
+    """The paper's part of the report, its reported-number rows and its claim rows (`draw=False`:
+    without drawing its figures, e.g. to read the verdicts alone)."""
     skipped: list[str] = []
     results = load_results(results_dir, spec["experiment"], strict=strict, skipped=skipped)
     groups = group_by_variant(spec, results)
     rows = compare(spec, groups)
     used = sum(len(g) for g in groups.values())
     figures = []
-    if spec.get("figures") and used:
+    if spec.get("figures") and used and draw:
         module = importlib.import_module(spec["figures"])
         figures = module.make_figures(groups, spec["_dir"] / "reference",
                                       results_dir / spec["experiment"] / "figures")
@@ -150,6 +152,11 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
+def superseded(spec: dict) -> dict[str, str]:
+    """{config hash: why} of the paper's committed runs that an earlier config made."""
+    return {runs["config_hash"]: runs["why"] for runs in spec.get("superseded", [])}
+
+
 def other_runs_table(spec: dict, results: list[dict]) -> str:
     """Runs of configs the spec does not name: how they differ from the experiment config."""
     base = _flatten(to_dict(compose([f"experiment={spec['experiment']}"])))
@@ -175,6 +182,9 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
             cells.append(f"{render.fmt(mean, 4)} ± {render.fmt(std, 4)}")
         if runs[0].get("data_partial"):  # never a reproduction: say so where it is listed
             diff.append(f"partial data ({runs[0]['data_partial']})")
+        why = superseded(spec).get(runs[0]["config_hash"])
+        if why:
+            diff.append(f"**superseded**: {why}")
         rows.append(f"| {', '.join(diff) or '(no difference in config values)'} | {len(runs)} "
                     f"| {' | '.join(cells)} |")
     columns = [f"{metric}, {s} over training" if s in ("min", "max")

@@ -71,6 +71,15 @@ class ClaimRow:
 
 
 @dataclasses.dataclass
+class SupersededRuns:
+    """Committed runs of an earlier config of the paper, kept (never deleted because a later
+    config replaced them) and listed in the report with why they no longer count."""
+
+    config_hash: str
+    why: str
+
+
+@dataclasses.dataclass
 class Spec:
     title: str
     paper: str
@@ -89,6 +98,7 @@ class Spec:
     on_demand: list[str] = dataclasses.field(default_factory=list)
     experiment: str | None = None       # must equal the folder's name when given
     scope: str | None = None            # what is run where (README's paper table); no verdicts
+    superseded: list[SupersededRuns] = dataclasses.field(default_factory=list)
 
 
 class SpecError(ValueError):
@@ -168,6 +178,8 @@ def validate(spec: dict, where: str) -> dict:
                 _check_variant(claim[side], variants, f"{where}.claim_tests[{i}].{side}")
     for name in spec.get("on_demand", []):
         _check_variant(name, variants, f"{where}.on_demand")
+    for i, runs in enumerate(spec.get("superseded", [])):
+        _check_node(runs, SupersededRuns, f"{where}.superseded[{i}]")
     return spec
 
 

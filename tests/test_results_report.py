@@ -71,7 +71,9 @@ def test_report_table_uses_only_current_configs(tmp_path, run_overrides, monkeyp
             "model.activation=relu"]
     for seed in (0, 1):
         run(compose([*base, "optim.lr=0.5", f"seed={seed}"]))
-    run(compose([*base, "optim.lr=0.05"]))
+    slow_hash = run(compose([*base, "optim.lr=0.05"]))["config_hash"]
+    spec["superseded"] = [{"config_hash": slow_hash, "why": "an earlier learning rate"}]
+    (spec_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
     # Broken files beside them (an empty one, one without a config hash) must not stop the report.
     (results_dir / "debug" / "empty.json").write_text("")
     (results_dir / "debug" / "nohash.json").write_text('{"seed": 0}')
@@ -90,6 +92,7 @@ def test_report_table_uses_only_current_configs(tmp_path, run_overrides, monkeyp
     assert "2 reported numbers: 0 run with all seeds, 1 partly run, 1 not run; 1 of the 1 run within" in text
     assert "1 other result file(s)" in text and "optim.lr=0.05" in text
     other = next(line for line in text.splitlines() if line.startswith("| optim.lr=0.05"))
+    assert other.startswith("| optim.lr=0.05, ") and "**superseded**: an earlier learning rate |" in other
     slow = next(r for r in load_results(results_dir, "debug") if r["config"]["optim"]["lr"] == 0.05)
     accuracies = [r["test/accuracy"] for r in slow["history"] if "test/accuracy" in r]
     assert "| test/accuracy at the end | test/accuracy, max over training |" in text
@@ -221,8 +224,11 @@ def test_committed_results_still_match_their_experiment_configs():
     bases, problems = {}, []
     paths = sorted(report.ROOT.joinpath("results").glob("*/*.json"))
     assert paths, "no committed results found"
+    superseded = {h for spec in report.load_specs() for h in report.superseded(spec)}
     for path in paths:
         result = json.loads(path.read_text())
+        if result["config_hash"] in superseded:  # an earlier config's runs, kept and marked
+            continue
         exp = result["experiment"]
         if exp not in bases:
             bases[exp] = compose([f"experiment={exp}"])
@@ -252,6 +258,8 @@ def test_committed_results_still_match_their_experiment_configs():
         if config_hash(cfg) != result["config_hash"]:
             problems.append(f"{path.name}: hash now {config_hash(cfg)}, stored {result['config_hash']}")
     assert not problems, "\n".join(problems)
+    stale = superseded - {json.loads(p.read_text())["config_hash"] for p in paths}
+    assert not stale, f"specs mark as superseded config hashes no committed result has: {stale}"
 
 
 def test_result_files_carry_no_machine_paths_or_hostname(run_overrides, tiny_data_dir):
@@ -284,7 +292,7 @@ def test_the_readme_paper_table_is_the_one_the_verdicts_give():
     readme = (report.ROOT / "README.md").read_text()
     start, end = (readme.index(m) for m in report.README_MARKERS)
     shown = readme[start:end + len(report.README_MARKERS[1])]
-    papers = [report.paper_row(spec, *report.paper_section(spec, report.ROOT / "results")[1:])
+    papers = [report.paper_row(spec, *report.paper_section(spec, report.ROOT / "results", draw=False)[1:])
               for spec in report.load_specs()]
     papers += [report.planned_row(paper) for paper in report.planned_papers()]
     assert shown == report.papers_block(papers)

@@ -15,7 +15,8 @@ GOOD = {"title": "Tiny", "paper": "Nobody 2026", "command": "-",
         "reported": [{"description": "accuracy", "variant": "fast", "metric": "test/accuracy",
                       "value": 0.5, "floor": 0.1, "source": "Table 1"}],
         "claim_tests": [{"description": "fast beats slow", "a": "fast", "b": "slow",
-                         "metric": "test/accuracy", "expect": "higher", "source": "Table 1"}]}
+                         "metric": "test/accuracy", "expect": "higher", "source": "Table 1"}],
+        "superseded": [{"config_hash": "0123abcd", "why": "an earlier probe"}]}
 
 
 def broken(path: str, value):
@@ -45,6 +46,7 @@ def test_the_committed_specs_fit_the_schema():
     ("reported.0.variant", "fsat", r"variant 'fsat' is not defined in `variants`; did you mean 'fast'\?"),
     ("claim_tests.0.b", "medium", r"claim_tests\[0\]\.b: variant 'medium' is not defined"),
     ("on_demand", ["fast", "full"], r"on_demand: variant 'full' is not defined"),
+    ("superseded.0.why", KeyError, r"superseded\[0\]: unknown key 'whyo'; did you mean 'why'\?"),
 ])
 def test_a_spec_error_names_the_file_the_key_and_the_closest_valid_key(where, value, message):
     validate(copy.deepcopy(GOOD), "spec.yaml")  # the unbroken spec passes
