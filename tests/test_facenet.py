@@ -1,0 +1,170 @@
+"""FaceNet proxy (experiments/facenet_mnist): the triplet loss and its negative mining against brute
+force, the verification protocol against direct computations, the identity photos, and a short
+real-data run."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import needs_real_mnist
+
+from experiments.facenet_mnist import triplets, verification
+from experiments.facenet_mnist.identities import IdentityPhotos, identity_photos
+from repro.configuration import compose
+
+
+def unit_embeddings(n, dim, seed):
+    e = np.random.default_rng(seed).normal(size=(n, dim))
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def brute_force_negative(d, labels, a, p, mining):
+    negatives = [n for n in range(len(labels)) if labels[n] != labels[a]]
+    if mining == "hardest":
+        return min(d[a, n] for n in negatives)
+    farther = [d[a, n] for n in negatives if d[a, n] > d[a, p]]
+    return min(farther) if farther else max(d[a, n] for n in negatives)
+
+
+@pytest.mark.parametrize("mining", ["semihard", "hardest"])
+def test_the_chosen_negative_and_the_loss_match_brute_force(mining):
+    labels = np.repeat(np.arange(4), 3)  # 4 identities x 3 photos
+    e = unit_embeddings(12, 3, seed=1)
+    d = ((e[:, None] - e[None]) ** 2).sum(-1)
+    hinge, pairs, d_ap, d_an = (np.asarray(x) for x in triplets.triplet_terms(
+        jnp.asarray(e, jnp.float32), jnp.asarray(labels), 0.2, mining))
+    expected_loss, count = 0.0, 0
+    for a, p in itertools.permutations(range(12), 2):
+        assert pairs[a, p] == (labels[a] == labels[p])
+        if labels[a] != labels[p]:
+            continue
+        chosen = brute_force_negative(d, labels, a, p, mining)
+        np.testing.assert_allclose(d_an[a, p], chosen, atol=1e-5)
+        expected_loss += max(d[a, p] - chosen + 0.2, 0.0)
+        count += 1
+    assert count == 4 * 3 * 2  # every anchor-positive pair, both orders
+    objective = triplets.TripletLoss(margin=0.2, mining=mining)
+    loss, metrics = objective.train_loss(lambda x, train, rngs=None: x, {"image": jnp.asarray(e, jnp.float32),
+                                                                         "label": jnp.asarray(labels)})
+    np.testing.assert_allclose(float(loss), expected_loss / count, rtol=1e-5)
+    assert 0.0 <= float(metrics["active_triplets"]) <= 1.0
+
+
+def test_a_hand_computed_triplet_loss():
+    # identity 0 at (1,0) and (0,1); identity 1 at (-1,0): d(0,1)=2, d(0,2)=4, d(1,2)=2
+    e = jnp.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    labels = jnp.array([0, 0, 1])
+    loss, _ = triplets.TripletLoss(margin=0.2, mining="hardest").train_loss(
+        lambda x, train, rngs=None: x, {"image": e, "label": labels})
+    # pairs (0,1): d_ap 2, hardest negative of 0 is 2 at d 4 -> max(2-4+0.2, 0) = 0
+    #       (1,0): d_ap 2, hardest negative of 1 is 2 at d 2 -> 0.2
+    np.testing.assert_allclose(float(loss), 0.1, rtol=1e-6)
+    # semi-hard for (1,0): no negative farther than d_ap = 2 (only d = 2, not >) -> the farthest, 2
+    loss, _ = triplets.TripletLoss(margin=0.2, mining="semihard").train_loss(
+        lambda x, train, rngs=None: x, {"image": e, "label": labels})
+    np.testing.assert_allclose(float(loss), 0.1, rtol=1e-6)
+
+
+def test_random_mining_draws_every_negative_and_never_a_positive():
+    labels = jnp.array([0, 0, 1, 1, 2, 2])
+    d = jnp.arange(36, dtype=jnp.float32).reshape(6, 6)  # distinct values name the column
+    seen = set()
+    for s in range(200):
+        d_an = np.asarray(triplets.chosen_negative_distance(d, labels, "random", jax.random.key(s)))
+        columns = d_an.astype(int) % 6
+        for a in range(6):
+            assert all(labels[c] != labels[a] for c in columns[a])
+            seen.update((a, c) for c in columns[a])
+    assert seen == {(a, n) for a in range(6) for n in range(6) if labels[a] != labels[n]}
+
+
+def test_unknown_mining_and_a_bad_margin_are_refused():
+    with pytest.raises(ValueError, match="objective.mining='hard'; known: semihard, hardest, random"):
+        triplets.TripletLoss(mining="hard")
+    with pytest.raises(ValueError, match="margin must be positive"):
+        triplets.TripletLoss(margin=0.0)
+
+
+def test_a_collapsed_embedding_has_zero_spread_and_a_spread_one_is_near_one():
+    objective = triplets.TripletLoss()
+    batch = {"image": jnp.zeros((8, 3)), "batch_mask": jnp.ones(8)}
+    constant = objective.per_example(lambda x, train, rngs=None: jnp.ones((8, 3)) / jnp.sqrt(3.0), batch,
+                                     train=False)
+    np.testing.assert_allclose(np.asarray(constant["spread"]), 0.0, atol=1e-7)
+    basis = jnp.concatenate([jnp.eye(4), -jnp.eye(4)])  # mean 0 on the unit sphere
+    spread = objective.per_example(lambda x, train, rngs=None: basis, {**batch, "image": basis}, train=False)
+    np.testing.assert_allclose(np.asarray(spread["spread"]), 1.0, rtol=1e-6)
+
+
+def test_best_threshold_and_ten_fold_accuracy_match_a_direct_search():
+    rng = np.random.default_rng(0)
+    same = rng.random(400) < 0.5
+    distances = np.where(same, rng.normal(1.0, 0.4, 400), rng.normal(2.0, 0.4, 400))
+    fold = np.repeat(np.arange(10), 40)
+    t = verification.best_threshold(distances, same)
+    direct = max(((distances <= c) == same).mean() for c in np.concatenate([distances, [-1.0]]))
+    assert ((distances <= t) == same).mean() == direct
+    mean, se = verification.ten_fold_accuracy(distances, same, fold)
+    expected = []
+    for f in range(10):  # candidates: midway between neighbouring distances, below all, at the top
+        train = fold != f
+        ordered = np.sort(distances[train])
+        candidates = np.concatenate([[ordered[0] - 1.0], (ordered[:-1] + ordered[1:]) / 2, [ordered[-1]]])
+        best = max(candidates, key=lambda c: (((distances[train] <= c) == same[train]).mean(), -c))
+        expected.append(((distances[~train] <= best) == same[~train]).mean())
+    np.testing.assert_allclose(mean, np.mean(expected))
+    np.testing.assert_allclose(se, np.std(expected, ddof=1) / np.sqrt(10))
+
+
+def test_val_at_far_counts_at_most_far_false_accepts():
+    different = np.arange(1000, dtype=float)  # threshold at FAR 1e-2: 10 accepted -> d < 10
+    assert verification.val_at_far(np.array([5.0, 9.5, 10.0, 50.0]), different, 1e-2) == 0.5
+
+
+def test_a_perfect_embedding_verifies_perfectly_and_the_pairs_are_fixed():
+    labels = np.repeat(np.arange(50), 4)
+    e = np.eye(50)[labels]  # one axis per identity
+    evaluator = verification.Verification(folds=10, per_fold=60, far=1e-3, different=5000)
+    out = evaluator.compute({"embedding": e}, {"label": labels})
+    assert out["verification_accuracy"] == 1.0 and out["val_at_far"] == 1.0
+    first = verification.lfw_style_pairs(labels, 10, 60, 0)
+    again = verification.lfw_style_pairs(labels, 10, 60, 0)
+    assert all((a == b).all() for a, b in zip(first, again, strict=True))
+    i, j, same, fold = first
+    assert (same == (labels[i] == labels[j])).all() and (i != j).all()
+    assert np.bincount(fold).tolist() == [60] * 10 and same.sum() == 300
+    with pytest.raises(ValueError, match="cannot measure FAR=0.001"):
+        verification.Verification(different=500)
+
+
+def test_identity_photos_are_deterministic_varied_and_sized():
+    images = (np.random.default_rng(0).random((6, 28, 28, 1)) * 255).astype(np.uint8)
+    a = identity_photos(images, 4, seed=0, stream=0)
+    assert a.shape == (24, 28, 28, 1) and a.dtype == np.uint8
+    assert (a == identity_photos(images, 4, seed=0, stream=0, chunk=2)).all()  # chunking changes nothing
+    assert not (a == identity_photos(images, 4, seed=0, stream=1)).all()  # the test stream differs
+    assert len({a[i].tobytes() for i in range(24)}) == 24  # every photo its own
+    with pytest.raises(ValueError, match="needs at least 2 photos"):
+        IdentityPhotos(train_photos=1)
+
+
+@needs_real_mnist()
+def test_a_short_real_data_run_verifies_held_out_identities(run_overrides):
+    from repro.run import run
+
+    overrides = [o for o in run_overrides if not o.startswith(("data.dir", "data.allow_partial"))]
+    cfg = compose(["experiment=facenet_mnist", *overrides, "data.derive.train_identities=60",
+                   "data.derive.train_photos=4", "data.derive.test_identities=40", "data.derive.test_photos=3",
+                   "data.sampler.classes_per_batch=8", "data.sampler.per_class=4", "train.batch_size=32",
+                   "train.steps=20", "train.chunk_steps=10", "train.eval_every=10",
+                   "evaluators.0.per_fold=20", "evaluators.0.different=2000"])
+    result = run(cfg)
+    final = result["final"]
+    assert 0.5 <= final["test/verification_accuracy"] <= 1.0 and 0.0 <= final["test/val_at_far"] <= 1.0
+    assert final["train/positive_distance"] >= 0 and 0 <= final["train/active_triplets"] <= 1
+    assert len(result["data"]["sha256"]["identity_photos"]) == 64
+    assert result["data"]["splits"] == {"train": 240, "test": 120}
