@@ -158,7 +158,8 @@ def test_a_short_real_data_run_verifies_held_out_identities(run_overrides):
 
     overrides = [o for o in run_overrides if not o.startswith(("data.dir", "data.allow_partial"))]
     cfg = compose(["experiment=facenet_mnist", *overrides, "data.derive.train_identities=60",
-                   "data.derive.train_photos=4", "data.derive.test_identities=40", "data.derive.test_photos=3",
+                   "data.derive.train_photos=4", "data.derive.test_identities=40",
+                   "data.derive.test_photos=3",
                    "data.sampler.classes_per_batch=8", "data.sampler.per_class=4", "train.batch_size=32",
                    "train.steps=20", "train.chunk_steps=10", "train.eval_every=10",
                    "evaluators.0.per_fold=20", "evaluators.0.different=2000"])

@@ -119,7 +119,8 @@ class IdentityPhotos:
             splits[name] = {"image": images, "label": labels}
             digest.update(images.tobytes())
             digest.update(labels.tobytes())
-        described = (f"{data.source}; identities: {self.sizes['train'][0]} train / {self.sizes['test'][0]} "
-                     f"test images x {self.sizes['train'][1]} / {self.sizes['test'][1]} photos (seed {self.seed})")
+        (n_train, k_train), (n_test, k_test) = self.sizes["train"], self.sizes["test"]
+        described = (f"{data.source}; identities: {n_train} train / {n_test} test images x {k_train} / "
+                     f"{k_test} photos (seed {self.seed})")
         files = {**data.files, "identity_photos": {"sha256": digest.hexdigest(), "official": False}}
         return dataclasses.replace(data, splits=splits, source=described, files=files)
