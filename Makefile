@@ -10,7 +10,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 ARGS ?=
 
 .PHONY: help venv test test-slow test-kill test-multihost lint bench bench-loop bench-resnet bench-vardrop report papers \
-	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan sweep-seqgan-ss clean
+	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -48,7 +48,7 @@ test-multihost: venv ## two JAX processes killed and resumed, one lost mid-run (
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: bench-loop bench-resnet bench-vardrop bench-pixelcnn bench-mixture bench-attack bench-seqgan ## every benchmark below, one after the other
+bench: bench-loop bench-resnet bench-vardrop bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet ## every benchmark below, one after the other
 
 bench-loop: venv ## the shared loop vs a bare JAX loop; K seeds vmapped vs one
 	$(PY) -m bench.bn_mnist_loop
@@ -124,6 +124,9 @@ sweep-seqgan-ss: venv ## sensitivity of scheduled sampling to its unstated sched
 	$(PY) -m repro -m experiment=seqgan tag=ss_sweep objective.scheduled_sampling_k=40,80 \
 	  objective.steps_per_epoch=156 'seeds=[0]' results.if_exists=skip $(ARGS)
 	$(MAKE) --no-print-directory report
+
+bench-facenet: venv ## FaceNet proxy: the triplet terms of each mining vs a whole training step (ms)
+	$(PY) -m experiments.facenet_mnist.bench $(BENCH_ARGS)
 
 bench-seqgan: venv ## SeqGAN: sampling 10k sequences, an MLE epoch, a discriminator epoch, a generator step (rollouts)
 	$(PY) -m experiments.seqgan.bench $(BENCH_ARGS)

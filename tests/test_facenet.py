@@ -153,7 +153,8 @@ def test_identity_photos_are_deterministic_varied_and_sized():
 
 
 @needs_real_mnist()
-def test_a_short_real_data_run_verifies_held_out_identities(run_overrides):
+def test_a_short_real_data_run_verifies_held_out_identities(run_overrides, tmp_path):
+    from experiments.facenet_mnist.figures import make_figures
     from repro.run import run
 
     overrides = [o for o in run_overrides if not o.startswith(("data.dir", "data.allow_partial"))]
@@ -169,3 +170,5 @@ def test_a_short_real_data_run_verifies_held_out_identities(run_overrides):
     assert final["train/positive_distance"] >= 0 and 0 <= final["train/active_triplets"] <= 1
     assert len(result["data"]["sha256"]["identity_photos"]) == 64
     assert result["data"]["splits"] == {"train": 240, "test": 120}
+    [(_, path)] = make_figures({"semihard": [result], "hardest": []}, tmp_path, tmp_path / "figures")
+    assert path.stat().st_size > 10_000
