@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from repro.configuration import check_targets, from_stored
-from repro.results import read_result
+from repro.configuration import UntrustedTargetError, check_targets, from_stored
+from repro.results import BadResultFile, read_result
 from repro.weights import load_weights, weights_path
 
 
@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="exit 1 unless the stored final metrics are recomputed")
     args = parser.parse_args(argv)
-    record = recompute(args.result, [yaml.safe_load(p) for p in args.probe], args.data_dir)
+    try:  # a mistake in what was given: its message, not a traceback
+        record = recompute(args.result, [yaml.safe_load(p) for p in args.probe], args.data_dir)
+    except (BadResultFile, UntrustedTargetError, FileNotFoundError, yaml.YAMLError) as err:
+        raise SystemExit(f"error: {err}") from None
     print(json.dumps(record, indent=1))
     if args.check:
         final = json.loads(Path(args.result).read_text())["final"]

@@ -97,3 +97,14 @@ def test_a_spec_variant_cannot_name_a_class_outside_the_project():
     ok = {"title": "t", "paper": "p", "command": "-", "reported": [],
           "variants": {"x": ["+probes=[{_target_: experiments.bn_mnist.probes.SigmoidInputPercentiles}]"]}}
     validate(ok, "spec.yaml")
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"seed": 0}', r"lacks \['config_hash', 'history', 'config'\]: not a result file of this suite"),
+    ("{not json", "not a readable result file"),
+])
+def test_recompute_of_a_file_that_is_no_result_says_so_without_a_traceback(tmp_path, content, message):
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit, match=f"error: .*{message}"):
+        recompute.main([str(path)])
