@@ -54,9 +54,21 @@ def markdown_table(rows: list[dict]) -> str:
         else:
             ours, diff, tol, within = "–", "–", f"floor {tolerance_text(r, r['floor'])}", "–"
         lines.append([r["description"], r["source"], f"{r['value']}{units}", ours, r["status"], diff, tol,
-                      within])
+                      within, registration_text(r)])
     return table(["reported number", "source", "paper", "ours (mean ± std)", "status", "diff",
-                  "tolerance", "within"], lines)
+                  "tolerance", "within", "registered"], lines)
+
+
+def registration_text(row: dict) -> str:
+    """When the row's value, tolerance and expectation were committed (repro/registration.py)."""
+    status, commit = row.get("registration"), (row.get("registered_commit") or "")[:7]
+    if status is None:
+        return "–"
+    if status == "registered before":
+        return f"before the runs ({commit})"
+    if status == "set after the results":
+        return f"**after the runs** ({commit})"
+    return f"unknown{f' ({commit})' if commit else ''}"
 
 
 def claims_table(rows: list[dict]) -> str:
@@ -72,8 +84,10 @@ def claims_table(rows: list[dict]) -> str:
             ours = f"{fmt(r['mean'], d)} [{fmt(r['low'], d)}, {fmt(r['high'], d)}]"
         paper = "–" if r.get("paper") is None else fmt(float(r["paper"]), d)
         verdict = r["verdict"] if r["verdict"].startswith(("holds", "not run")) else f"**{r['verdict']}**"
-        lines.append([r["description"], r.get("source", ""), paper, ours, r["n"], verdict])
-    return table(["claim", "source", "paper", "ours: mean [95% interval]", "seeds", "verdict"], lines)
+        lines.append([r["description"], r.get("source", ""), paper, ours, r["n"], verdict,
+                      registration_text(r)])
+    return table(["claim", "source", "paper", "ours: mean [95% interval]", "seeds", "verdict", "registered"],
+                 lines)
 
 
 def provenance_line(groups: dict[str, list[dict]]) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from repro import render, verdicts
+from repro import registration, render, verdicts
 from repro.configuration import compose, config_hash, to_dict, with_current_targets
 from repro.results import BadResultFile, load_results
 from repro.spec import SpecError, load_spec
@@ -67,8 +67,13 @@ def compare(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
         row = {**item, "n": len(values), "status": _status(len(values), wanted)}
         if values:
             row.update(verdicts.judge(item, values))
-        rows.append(row)
+        rows.append({**row, **_registration(spec, "reported", item, groups)})
     return rows
+
+
+def _registration(spec: dict, kind: str, row: dict, groups: dict[str, list[dict]]) -> dict:
+    runs = [r for v in registration.variants_of(kind, row) for r in groups.get(v, [])]
+    return registration.mark(ROOT, spec["_dir"] / "spec.yaml", kind, row, runs) if "_dir" in spec else {}
 
 
 def _status(n: int, wanted: int) -> str:
@@ -85,11 +90,12 @@ def summary_line(rows: list[dict]) -> str:
             f"run, {len(rows) - len(run)} not run")
     if run:
         text += f"; {sum(r['within'] for r in run)} of the {len(run)} run within tolerance"
-    return text + "."
+    return text + registration.counted(run) + "."
 
 
 def check_claims(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
-    return [verdicts.check_claim(claim, groups) for claim in spec.get("claim_tests", [])]
+    return [{**verdicts.check_claim(claim, groups), **_registration(spec, "claim_tests", claim, groups)}
+            for claim in spec.get("claim_tests", [])]
 
 
 def claims_line(rows: list[dict]) -> str:
@@ -97,7 +103,7 @@ def claims_line(rows: list[dict]) -> str:
     count = {v: sum(r["verdict"].startswith(v) for r in run) for v in ("holds", "unresolved", "contradicted")}
     return (f"{len(rows)} claims tested within seeds: {len(rows) - len(run)} not run; of the {len(run)} "
             f"run, {count['holds']} hold, {count['unresolved']} unresolved, {count['contradicted']} "
-            "contradicted.")
+            f"contradicted{registration.counted(run)}.")
 
 
 def paper_section(spec: dict, results_dir: Path, strict: bool = False,
