@@ -301,3 +301,24 @@ def test_the_readme_paper_table_is_the_one_the_verdicts_give():
         shown = re.sub(r"; \d+ with a tolerance or expectation set after their results", "", shown)
     assert shown == report.papers_block(papers)
     assert "vardrop_cifar10" in shown and "reproduced" not in shown
+
+
+def test_every_committed_row_and_claim_rests_on_independent_seeds():
+    """Two seeds giving exactly the same value of a row or a claim's side means the seed did not
+    reach a random stream (the mixture paper's probe once drew every seed's mixtures with seed 0).
+    Steps-to-threshold rows are exempt: evaluations every k steps make ties natural."""
+    from repro import verdicts
+
+    same = []
+    for spec in report.load_specs():
+        groups = report.group_by_variant(spec, load_results(report.ROOT / "results", spec["experiment"]))
+        items = [(row, [row["variant"]]) for row in spec["reported"] if "steps_to" not in row]
+        items += [(c, [c["a"], *([c["b"]] if c.get("b") else [])]) for c in spec.get("claim_tests", [])
+                  if "steps_to" not in c]
+        for item, variants in items:
+            for variant in variants:
+                values = verdicts.values_by_seed(groups.get(variant, []), item)
+                if len(values) >= 2 and len(set(values.values())) == 1:
+                    same.append(f"{spec['experiment']}: {item['description']!r} ({variant}): "
+                                f"{len(values)} seeds all give {next(iter(values.values()))}")
+    assert not same, "\n".join(same)
