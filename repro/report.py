@@ -67,7 +67,7 @@ def compare(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
         row = {**item, "n": len(values), "status": _status(len(values), wanted)}
         if values:
             row.update(verdicts.judge(item, values))
-        rows.append({**row, **_registration(spec, "reported", item, groups)})
+        rows.append({**row, **(_registration(spec, "reported", item, groups) if values else {})})
     return rows
 
 
@@ -94,8 +94,9 @@ def summary_line(rows: list[dict]) -> str:
 
 
 def check_claims(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
-    return [{**verdicts.check_claim(claim, groups), **_registration(spec, "claim_tests", claim, groups)}
-            for claim in spec.get("claim_tests", [])]
+    rows = [verdicts.check_claim(claim, groups) for claim in spec.get("claim_tests", [])]
+    return [{**row, **(_registration(spec, "claim_tests", claim, groups) if row["n"] else {})}
+            for claim, row in zip(spec.get("claim_tests", []), rows, strict=True)]
 
 
 def claims_line(rows: list[dict]) -> str:
