@@ -174,7 +174,7 @@ def test_report_rows_with_units_and_a_lower_is_better_metric():
     not_run = {**base, "n": 0, "status": "not run"}
     lines = render.markdown_table([worse, better, not_run]).splitlines()[2:]
     assert lines[0] == ("| test NLL (nats per image, lower is better) | Table 4 | 81.3 nats | 85.00 ± – nats "
-                        "| partly run (1 of 3 seeds) | +3.70 (worse) | ±1.00 | **no** |")
+                        "| partly run (1 of 3 seeds) | +3.70 (worse) | ±1.00 | **no** | – |")
     assert "| 80.80 ± 0.10 nats | partly run (2 of 3 seeds) | -0.50 (better) | ±1.00 | yes |" in lines[1]
     assert "| 81.3 nats | – | not run |" in lines[2]
     higher = {**better, "better": "higher"}
