@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from repro import registration
+
 
 def table(header: list[str], rows: list[list]) -> str:
     """A markdown table: the one table builder of the report and the comparison."""
@@ -64,9 +66,9 @@ def registration_text(row: dict) -> str:
     status, commit = row.get("registration"), (row.get("registered_commit") or "")[:7]
     if status is None:
         return "–"
-    if status == "registered before":
+    if status == registration.BEFORE:
         return f"before the runs ({commit})"
-    if status == "set after the results":
+    if status == registration.AFTER:
         return f"**after the runs** ({commit})"
     return f"unknown{f' ({commit})' if commit else ''}"
 

@@ -170,6 +170,7 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
     metric = spec.get("headline_metric", "test/accuracy")
     # where to read the metric: a step, None = the last evaluation, "min"/"max" = the best one
     steps = spec.get("sweep_steps", [None])
+    replaced = superseded(spec)
     by_config: dict[str, list[dict]] = {}
     for r in results:
         by_config.setdefault(r["config_hash"], []).append(r)
@@ -189,7 +190,7 @@ def other_runs_table(spec: dict, results: list[dict]) -> str:
             cells.append(f"{render.fmt(mean, 4)} ± {render.fmt(std, 4)}")
         if runs[0].get("data_partial"):  # never a reproduction: say so where it is listed
             diff.append(f"partial data ({runs[0]['data_partial']})")
-        why = superseded(spec).get(runs[0]["config_hash"])
+        why = replaced.get(runs[0]["config_hash"])
         if why:
             diff.append(f"**superseded**: {why}")
         rows.append(f"| {', '.join(diff) or '(no difference in config values)'} | {len(runs)} "
