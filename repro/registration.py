@@ -69,8 +69,11 @@ def registered_at(history, kind: str, row: dict) -> str | None:
     """The commit from which the row's judging fields are as they are now (None: not committed)."""
     wanted, found = _judging(kind, row), None
     for commit, spec in history:  # newest first: walk back while the row stays the same
-        rows = {r.get("description"): r for r in spec.get(kind) or [] if isinstance(r, dict)}
-        if _judging(kind, rows.get(row["description"])) != wanted:
+        rows = [r for r in spec.get(kind) or [] if isinstance(r, dict)]
+        named = [r for r in rows if r.get("description") == row["description"]]
+        # the row by its description, or reworded: a row with the same judging fields
+        same = _judging(kind, named[0]) == wanted if named else any(_judging(kind, r) == wanted for r in rows)
+        if not same:
             break
         found = commit
     return found
@@ -82,22 +85,53 @@ def _is_ancestor(root: Path, ancestor: str, commit: str) -> bool | None:
     return {0: True, 1: False}.get(done.returncode)  # other codes: a commit this repo lacks
 
 
-def mark(root: Path, spec_path: Path, kind: str, row: dict, runs: list[dict]) -> dict:
+def mark(root: Path, spec_path: Path, kind: str, row: dict, runs: list[dict],
+         registered: str | None | bool = False) -> dict:
     """{"registration": BEFORE | AFTER | UNKNOWN, "registered_commit": ...} for a row judged by
-    `runs` (the result dicts of its variant(s)); {} when nothing has run."""
+    `runs` (the result dicts of its variant(s)); {} when nothing has run. `registered`: the commit
+    from which the row stood as it is (found in the spec's history when not given)."""
     if not runs:
         return {}
     commits = sorted({(r.get("provenance") or {}).get("commit") for r in runs} - {None})
-    try:
-        relative = spec_path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:  # a spec outside this repository has no history here
-        return {"registration": UNKNOWN, "registered_commit": None}
-    registered = registered_at(spec_history(root.resolve(), relative), kind, row)
+    if registered is False:
+        relative = _relative(root, spec_path)
+        if relative is None:  # a spec outside this repository has no history here
+            return {"registration": UNKNOWN, "registered_commit": None}
+        registered = registered_at(spec_history(root.resolve(), relative), kind, row)
     if registered is None or not commits:
         return {"registration": UNKNOWN, "registered_commit": registered}
     before = [_is_ancestor(root.resolve(), registered, c) for c in commits]
     status = UNKNOWN if None in before else BEFORE if all(before) else AFTER
     return {"registration": status, "registered_commit": registered}
+
+
+def _relative(root: Path, spec_path: Path) -> str | None:
+    try:
+        return spec_path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def retired(root: Path, spec_path: Path, kind: str, current: list[dict]) -> list[dict]:
+    """The rows the spec's history had and its current rows lack: neither a current row's
+    description nor its judging fields (a reworded row is the same row). Each as it last stood,
+    with `retired_in` (the commit that dropped it; None: dropped in the working tree) and
+    `registered_commit` (from which it stood so), newest first."""
+    relative = _relative(root, spec_path)
+    history = spec_history(root.resolve(), relative) if relative else ()
+    names = {r.get("description") for r in current}
+    judged = {_judging(kind, r) for r in current}
+    found: dict[str, dict] = {}
+    for index, (_, spec) in enumerate(history):
+        for row in spec.get(kind) or []:
+            if (not isinstance(row, dict) or not row.get("description")
+                    or row["description"] in names | set(found)
+                    or _judging(kind, row) in judged):
+                continue
+            found[row["description"]] = {
+                **row, "retired_in": history[index - 1][0] if index else None,
+                "registered_commit": registered_at(history[index:], kind, row)}
+    return list(found.values())
 
 
 def variants_of(kind: str, row: dict) -> list[str]:

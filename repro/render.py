@@ -52,13 +52,28 @@ def markdown_table(rows: list[dict]) -> str:
         if r["n"]:
             ours = f"{fmt(r['mean'], d)} ± {fmt(r['std'], d)}{units}"
             diff, tol = diff_text(r), tolerance_text(r, r["tolerance"])
-            within = "yes" if r["within"] else "**no**"
+            within = within_text(r)
         else:
-            ours, diff, tol, within = "–", "–", f"floor {tolerance_text(r, r['floor'])}", "–"
+            tol = "–" if r.get("floor") is None else f"floor {tolerance_text(r, r['floor'])}"
+            ours, diff, within = "–", "–", "–"
         lines.append([r["description"], r["source"], f"{r['value']}{units}", ours, r["status"], diff, tol,
                       within, registration_text(r)])
     return table(["reported number", "source", "paper", "ours (mean ± std)", "status", "diff",
                   "tolerance", "within", "registered"], lines)
+
+
+def gap_text(row: dict) -> str:
+    gap = row["gap"]
+    return f"×{10 ** gap:.2g}" if row.get("scale") == "log" else f"{gap:.{row.get('digits', 4)}f}"
+
+
+def within_text(row: dict) -> str:
+    """'yes', '**no**', or that the tolerance is too wide to tell the variants the paper compares
+    apart (repro/verdicts.py: a "within" that does not count)."""
+    if row.get("discriminates") is False:
+        blunt = f"does not discriminate (tolerance ≥ the paper's smallest gap, {gap_text(row)})"
+        return blunt if row["within"] else f"**no**; {blunt}"
+    return "yes" if row["within"] else "**no**"
 
 
 def registration_text(row: dict) -> str:

@@ -18,7 +18,7 @@ import yaml
 from repro import registration, render, verdicts
 from repro.configuration import compose, config_hash, to_dict, with_current_targets
 from repro.results import BadResultFile, load_results
-from repro.spec import SpecError, load_spec
+from repro.spec import SpecError, check_row, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,16 +59,52 @@ def group_by_variant(spec: dict, results: list[dict]) -> dict[str, list[dict]]:
 
 
 def compare(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
-    """One row per reported number: our values judged by the rule of repro.verdicts."""
-    rows = []
-    for item in spec["reported"]:
-        values = list(verdicts.values_by_seed(groups.get(item["variant"], []), item).values())
-        wanted = item.get("seeds_wanted", spec.get("seeds_wanted", 3))
-        row = {**item, "n": len(values), "status": _status(len(values), wanted)}
-        if values:
-            row.update(verdicts.judge(item, values))
-        rows.append({**row, **(_registration(spec, "reported", item, groups) if values else {})})
+    """One row per reported number: our values judged by the rule of repro.verdicts; then each
+    row the spec once had and dropped (`retired`), judged the same way, after the last row of its
+    variant and metric (its successor), so a row replaced after a miss stays in sight."""
+    rows = [_judged(spec, item, groups, verdicts.smallest_gap(item, spec["reported"]))
+            for item in spec["reported"]]
+    if "_dir" not in spec:
+        return rows
+    for old in registration.retired(ROOT, spec["_dir"] / "spec.yaml", "reported", spec["reported"]):
+        retired = f"retired in {(old['retired_in'] or 'the working tree')[:7]}"
+        try:  # a row written for an earlier form of the rule is shown, not judged by this one
+            check_row({k: v for k, v in old.items() if k not in ("retired_in", "registered_commit")},
+                      "a retired row")
+            row = _judged(spec, old, groups, None)
+            if row["n"]:
+                row.update(registration.mark(ROOT, spec["_dir"] / "spec.yaml", "reported", old,
+                                             groups.get(old["variant"], []), old["registered_commit"]))
+            row["status"] = f"{retired}; {row['status']}"
+        except SpecError as err:
+            row = {**old, "n": 0, "floor": None,
+                   "status": f"{retired}; not judged: its form predates the current rule "
+                             f"({str(err).split(': ', 1)[1].split(';')[0]})"}
+        rows.insert(_after_successor(rows, old), row)
     return rows
+
+
+def _after_successor(rows: list[dict], old: dict) -> int:
+    """Where a retired row goes: after the last current row of its variant, metric and step, else
+    of its variant and metric, else at the end."""
+    for keys in (("variant", "metric", "step"), ("variant", "metric")):
+        same = [i for i, r in enumerate(rows) if "retired_in" not in r
+                and all(r.get(k) == old.get(k) for k in keys)]
+        if same:
+            return same[-1] + 1
+    return len(rows)
+    return rows
+
+
+def _judged(spec: dict, item: dict, groups: dict[str, list[dict]], gap: float | None) -> dict:
+    values = list(verdicts.values_by_seed(groups.get(item.get("variant"), []), item).values())
+    wanted = item.get("seeds_wanted", spec.get("seeds_wanted", 3))
+    row = {**item, "n": len(values), "status": _status(len(values), wanted)}
+    if values:
+        row.update(verdicts.judge(item, values, gap))
+        if "retired_in" not in item:
+            row.update(_registration(spec, "reported", item, groups))
+    return row
 
 
 def _registration(spec: dict, kind: str, row: dict, groups: dict[str, list[dict]]) -> dict:
@@ -84,13 +120,25 @@ def _status(n: int, wanted: int) -> str:
 
 
 def summary_line(rows: list[dict]) -> str:
+    retired = [r for r in rows if "retired_in" in r]
+    rows = [r for r in rows if "retired_in" not in r]
     run = [r for r in rows if r["n"]]
     full = sum(r["status"].startswith("run") for r in rows)
     text = (f"{len(rows)} reported numbers: {full} run with all seeds, {len(run) - full} partly "
             f"run, {len(rows) - len(run)} not run")
     if run:
-        text += f"; {sum(r['within'] for r in run)} of the {len(run)} run within tolerance"
-    return text + registration.counted(run) + "."
+        text += f"; {sum(map(verdicts.counts_as_within, run))} of the {len(run)} run within tolerance"
+        blunt = sum(r["within"] and r["discriminates"] is False for r in run)
+        if blunt:
+            text += (f" ({blunt} more within a tolerance too wide to tell the variants the paper "
+                     "compares apart: not counted)")
+    text += registration.counted(run)
+    if retired:
+        judged = [r for r in retired if r["n"]]
+        text += (f"; {len(retired)} retired row(s) shown beside their successors "
+                 + (f"({sum(map(verdicts.counts_as_within, judged))} of the {len(judged)} run within)"
+                    if judged else "(none judged by the current rule)"))
+    return text + "."
 
 
 def check_claims(spec: dict, groups: dict[str, list[dict]]) -> list[dict]:
@@ -220,7 +268,8 @@ def write_report(results_dir: Path = ROOT / "results", specs: list[dict] | None 
         section, rows, claims = paper_section(spec, results_dir, strict)
         sections.append(section)
         status = verdict_status(rows, claims)
-        overview.append(f"| [{spec['title']}](#{_anchor(spec['title'])}) | {len(rows)} | {status} |")
+        current = sum("retired_in" not in r for r in rows)
+        overview.append(f"| [{spec['title']}](#{_anchor(spec['title'])}) | {current} | {status} |")
         papers.append(paper_row(spec, rows, claims))
     for paper in planned_papers():
         overview.append(f"| {paper['title']} | – | not built yet: {paper['needs']} |")

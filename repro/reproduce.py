@@ -151,9 +151,12 @@ def compare(spec: dict, variants: list[str]) -> tuple[str, int]:
         loc = verdicts.values_by_seed(local[item["variant"]], item)
         digits = item.get("digits", 4)
         if ref:
-            judged = verdicts.judge(item, list(ref.values()))
+            judged = {**item, **verdicts.judge(item, list(ref.values()),
+                                               verdicts.smallest_gap(item, spec["reported"]))}
             vs_paper = (f"{'within' if judged['within'] else '**outside**'} "
                         f"{render.tolerance_text(item, judged['tolerance'])}")
+            if judged["discriminates"] is False:
+                vs_paper += f"; does not discriminate (the paper's smallest gap {render.gap_text(judged)})"
         else:
             vs_paper = "not run"
         text, differs = verdicts.versus_reference(ref, loc)

@@ -49,6 +49,9 @@ class ReportedRow:
     steps_to: Number | None = None
     units: str | None = None
     better: Literal["higher", "lower"] | None = None
+    # What the paper sets this number beside: group names shared with other rows, and paper values
+    # that are no row here; the smallest gap decides whether the tolerance discriminates.
+    compares: str | list[str | Number] | None = None
 
 
 @dataclasses.dataclass
@@ -149,11 +152,32 @@ def _check_node(node: dict, cls, where: str) -> None:
         raise SpecError(f"{where}: missing required key(s) {missing}")
 
 
+def check_row(row: dict, where: str) -> None:
+    """One reported row against the schema (without its spec's variants)."""
+    _check_node(row, ReportedRow, where)
+
+
 def _check_variant(name: str, variants: dict, where: str) -> None:
     if name not in variants:
         close = difflib.get_close_matches(name, variants, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; variants: {', '.join(variants)}"
         raise SpecError(f"{where}: variant {name!r} is not defined in `variants`{hint}")
+
+
+def _check_compare_groups(rows: list[dict], where: str) -> None:
+    """A `compares` group that no other row shares compares with nothing: most likely a typo."""
+    members: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        compares = row.get("compares")
+        for group in [compares] if isinstance(compares, str) else compares or []:
+            if isinstance(group, str):
+                members.setdefault(group, []).append(i)
+    for group, rows_in in members.items():
+        if len(rows_in) == 1:
+            close = difflib.get_close_matches(group, [g for g in members if g != group], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SpecError(f"{where}.reported[{rows_in[0]}].compares: group {group!r} is shared by no "
+                            f"other row{hint}")
 
 
 def validate(spec: dict, where: str) -> dict:
@@ -171,6 +195,12 @@ def validate(spec: dict, where: str) -> dict:
     for i, row in enumerate(spec["reported"]):
         _check_node(row, ReportedRow, f"{where}.reported[{i}]")
         _check_variant(row["variant"], variants, f"{where}.reported[{i}] ({row['description']!r})")
+        compares = row.get("compares")
+        if isinstance(compares, list) and not all(isinstance(c, str | int | float) and not isinstance(c, bool)
+                                                  for c in compares):
+            raise SpecError(f"{where}.reported[{i}].compares: a group name or a list of group names "
+                            f"and paper values, got {compares!r}")
+    _check_compare_groups(spec["reported"], where)
     for i, claim in enumerate(spec.get("claim_tests", [])):
         _check_node(claim, ClaimRow, f"{where}.claim_tests[{i}]")
         for side in ("a", "b"):

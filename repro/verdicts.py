@@ -20,6 +20,13 @@ the slack a spec grants a priori for settings the paper leaves unstated, and the
 when one seed gives no spread. With `scale: log` the rule applies to log10 of the values, so a
 floor of log10(2) means "within a factor of 2".
 
+**Discrimination.** A paper sets some numbers side by side (a table's column, the curves of a
+figure): rows sharing a `compares` group, or paper values a row lists in `compares` that are no
+row of the spec. The smallest nonzero gap between the row's paper value and those (in the row's
+scale) is the least difference the paper draws; a row whose tolerance is at least that gap cannot
+tell its variant from the nearest one compared, so it **does not discriminate**, and a "within"
+verdict of such a row does not count as within.
+
 **Claims.** A claim row tests what the paper concludes, within seeds: for every seed run in both
 variants `a` and `b`, d = value(a) - value(b) (or value(a) alone without `b`); the claim
 `expect: lower` (or `higher`) than `than` (default 0) holds when the 95% t-interval of the mean
@@ -85,8 +92,28 @@ def tolerance(item: dict, seed_std: float, n: int) -> float:
     return max(float(item["floor"]), 2.0 * se)
 
 
-def judge(item: dict, values: list[float]) -> dict:
-    """Mean, std and n of our values, their difference from the paper, the tolerance and the verdict."""
+def smallest_gap(item: dict, rows: list[dict]) -> float | None:
+    """The smallest nonzero gap, in the row's scale, between its paper value and the values the
+    paper sets beside it (module docstring); None when it is compared with nothing."""
+    compares = item.get("compares")
+    compares = [] if compares is None else [compares] if isinstance(compares, str) else compares
+    groups = {c for c in compares if isinstance(c, str)}
+    others = [float(c) for c in compares if not isinstance(c, str)]
+    for row in rows:
+        shared = row.get("compares")
+        shared = {shared} if isinstance(shared, str) else {c for c in shared or [] if isinstance(c, str)}
+        if row is not item and groups & shared:
+            others.append(float(row["value"]))
+    scale = math.log10 if item.get("scale") == "log" else float
+    gaps = [abs(scale(float(item["value"])) - scale(v)) for v in others]
+    gaps = [g for g in gaps if g > 0]  # a tie is no difference the paper draws
+    return min(gaps) if gaps else None
+
+
+def judge(item: dict, values: list[float], gap: float | None = None) -> dict:
+    """Mean, std and n of our values, their difference from the paper, the tolerance and the
+    verdict; with the paper's smallest `gap` to the numbers it compares (smallest_gap), whether
+    the tolerance discriminates (None: nothing compared)."""
     mean, std, n = summarize(values)
     log = item.get("scale") == "log"
     if log and min(min(values), float(item["value"])) <= 0:
@@ -97,7 +124,13 @@ def judge(item: dict, values: list[float]) -> dict:
     tol = tolerance(item, spread, n)
     diff = center - paper
     return {"mean": mean, "std": std, "n": n, "diff": diff, "tolerance": tol,
-            "within": abs(diff) <= tol + 1e-12 * max(1.0, abs(paper))}
+            "within": abs(diff) <= tol + 1e-12 * max(1.0, abs(paper)),
+            "gap": gap, "discriminates": None if gap is None else tol < gap}
+
+
+def counts_as_within(row: dict) -> bool:
+    """Within the tolerance, and a tolerance that tells the row's variant from those compared."""
+    return bool(row.get("within")) and row.get("discriminates") is not False
 
 
 def check_claim(claim: dict, groups: dict[str, list[dict]]) -> dict:

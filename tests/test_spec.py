@@ -54,6 +54,21 @@ def test_a_spec_error_names_the_file_the_key_and_the_closest_valid_key(where, va
         validate(broken(where, value), "experiments/tiny/spec.yaml")
 
 
+def test_a_compares_group_must_be_shared_and_hold_only_names_and_paper_values():
+    two = copy.deepcopy(GOOD)
+    two["reported"].append({**two["reported"][0], "description": "slow accuracy", "variant": "slow"})
+    two["reported"][0]["compares"] = ["table1", 0.4]
+    two["reported"][1]["compares"] = "table2"
+    with pytest.raises(SpecError, match=r"reported\[0\]\.compares: group 'table1' is shared by no other "
+                       r"row; did you mean 'table2'\?"):
+        validate(copy.deepcopy(two), "spec.yaml")
+    two["reported"][1]["compares"] = "table1"
+    validate(copy.deepcopy(two), "spec.yaml")
+    two["reported"][1]["compares"] = ["table1", True]
+    with pytest.raises(SpecError, match=r"reported\[1\]\.compares: a group name or a list"):
+        validate(two, "spec.yaml")
+
+
 def test_a_missing_required_key_is_named():
     spec = copy.deepcopy(GOOD)
     del spec["reported"][0]["source"]

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from repro import render
-from repro.verdicts import check_claim, judge, tolerance, value_of
+from repro.verdicts import check_claim, counts_as_within, judge, smallest_gap, tolerance, value_of
 
 
 def run(seed, **history_at_steps):
@@ -42,6 +42,29 @@ def test_log_scale_rows_are_judged_as_factors():
     assert render.tolerance_text(row, math.log10(2)) == "×/÷2"
     with pytest.raises(ValueError, match="scale: log"):
         judge(row, [0.0])
+
+
+def test_the_smallest_gap_is_to_the_nearest_value_the_paper_compares_ties_and_strangers_aside():
+    a = {"value": 1.45, "compares": "h100"}
+    rows = [a, {"value": 1.42, "compares": ["h100", "x"]}, {"value": 1.45, "compares": "h100"},
+            {"value": 1.44, "compares": "h250"}, {"value": 1.449}]
+    assert smallest_gap(a, rows) == pytest.approx(0.03)  # the tie (1.45) draws no difference
+    assert smallest_gap({**a, "compares": ["h100", 1.47]}, rows) == pytest.approx(0.02)  # a bare value
+    assert smallest_gap({"value": 1.449}, rows) is None  # compared with nothing
+    assert smallest_gap({"value": "7563", "scale": "log", "compares": [4022]}, []) == pytest.approx(
+        math.log10(7563 / 4022))  # in the row's scale; a value written as text is a number too
+
+
+def test_a_tolerance_as_wide_as_the_gap_does_not_discriminate_and_its_within_does_not_count():
+    row = {"value": 1.0, "floor": 0.1}
+    narrow, edge = judge(row, [1.05], gap=0.1000001), judge(row, [1.05], gap=0.1)
+    assert narrow["discriminates"] is True and counts_as_within(narrow)
+    assert edge["discriminates"] is False and edge["within"] and not counts_as_within(edge)
+    assert judge(row, [1.05])["discriminates"] is None and counts_as_within(judge(row, [1.05]))
+    outside = {**row, **judge(row, [1.5], gap=0.05)}
+    assert render.within_text(outside) == "**no**; does not discriminate (tolerance ≥ the paper's smallest gap, 0.0500)"
+    assert render.within_text({**row, **edge, "digits": 2}).startswith("does not discriminate (")
+    assert render.within_text({**row, **narrow}) == "yes"
 
 
 def test_values_can_be_ratios_or_steps_to_a_threshold():
