@@ -1,0 +1,84 @@
+"""Parameter counts of independent Inception implementations, next to ours: `make crosscheck-inception`.
+
+Builds timm's `inception_v4` and `inception_resnet_v2` (PyTorch) and Keras's `InceptionResNetV2`
+without weights, in a virtual environment of their own (`--venv`, created and filled on demand:
+PyTorch and TensorFlow never join the project's environment or its tests), counts their
+parameters, and prints them beside repro/models/inception.py's counts for the same layouts. The
+numbers it printed are the constants of tests/test_inception.py and the facts rows of the spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGES = ["torch==2.14.1", "torchvision==0.29.1", "timm==1.0.31", "tensorflow-cpu==2.21.0"]
+
+# Each runs inside the reference environment, in a process of its own (PyTorch and TensorFlow in
+# one process crash), and prints {name: count} as JSON.
+COUNTS = [r"""
+import json, timm
+out = {}
+for name in ("inception_v4", "inception_resnet_v2"):
+    model = timm.create_model(name, pretrained=False, num_classes=1000)
+    out[f"timm {timm.__version__} {name}"] = sum(p.numel() for p in model.parameters())
+print(json.dumps(out))
+""", r"""
+import json, os
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+model = keras.applications.InceptionResNetV2(weights=None)
+trainable = int(sum(w.numpy().size for w in model.trainable_weights))
+print(json.dumps({f"keras {keras.__version__} InceptionResNetV2 (trainable)": trainable}))
+"""]
+
+
+# Which of our layouts each reference builds.
+OURS = {"inception_v4": dict(version="v4"),
+        "inception_resnet_v2": dict(version="resnet_v2", layout="released"),
+        "InceptionResNetV2": dict(version="resnet_v2", layout="released", bn_scale=False)}
+
+
+def reference_counts(venv: Path) -> dict[str, int]:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *PACKAGES], check=True)  # no-op once there
+    counts = {}
+    for snippet in COUNTS:
+        done = subprocess.run([str(python), "-c", snippet], check=True, capture_output=True, text=True)
+        counts.update(json.loads(done.stdout.strip().splitlines()[-1]))
+    return counts
+
+
+def our_count(**kw) -> int:
+    from flax import nnx
+
+    from repro.facts import parameter_count
+    from repro.models.inception import Inception
+
+    model = nnx.eval_shape(lambda: Inception(**kw, rngs=nnx.Rngs(0)))
+    return parameter_count(nnx.state(model, nnx.Param))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=Path.home() / ".cache" / "repro" / "inception-crosscheck",
+                        help="the reference implementations' environment (created on demand, ~6 GB)")
+    args = parser.parse_args()
+    theirs = reference_counts(args.venv)
+    mismatches = 0
+    for name, count in theirs.items():
+        layout = next(kw for key, kw in OURS.items() if key in name.split()[2])
+        ours = our_count(**layout)
+        mismatches += ours != count
+        print(f"{name:55s} {count:>12,d}   ours {layout}: {ours:>12,d}   {'equal' if ours == count else 'DIFFERS'}")
+    if mismatches:
+        raise SystemExit(f"error: {mismatches} parameter count(s) differ from the reference implementations")
+
+
+if __name__ == "__main__":
+    main()

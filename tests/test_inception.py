@@ -1,0 +1,88 @@
+"""Inception-v4 and Inception-ResNet (repro/models/inception.py): the figures' notation, the
+shapes the figures annotate, exact parameter counts of independent implementations, residual
+scaling."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from repro.facts import parameter_count
+from repro.models.inception import Inception, ResidualBlock, RESIDUAL, layer
+
+# Counts of independent implementations built without weights (experiments/inception_v4/crosscheck.py):
+# timm 1.0.31 (PyTorch; BN learns scale and offset) and Keras 3.15.1 (trainable weights; BN offset only).
+TIMM_INCEPTION_V4 = 42_679_816
+TIMM_INCEPTION_RESNET_V2 = 55_843_464
+KERAS_INCEPTION_RESNET_V2_TRAINABLE = 55_813_192
+
+
+def abstract(**kw):
+    return nnx.eval_shape(lambda: Inception(**kw, rngs=nnx.Rngs(0)))
+
+
+def shapes_through(model, size=299, channels=3):
+    """The output shape after every stage, traced without computing."""
+    def run(m, x):
+        out = []
+        for stage in m.stages:
+            x = stage(x, False)
+            out.append(x)
+        return out
+    traced = jax.eval_shape(run, model, jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32))
+    return [t.shape[1:] for t in traced]
+
+
+def test_the_figures_notation_parses_and_a_typo_is_refused():
+    assert layer("3x3/2 384 V") == {"kind": "conv", "kernel": (3, 3), "stride": 2, "out": 384, "padding": "VALID"}
+    assert layer("1x7 224") == {"kind": "conv", "kernel": (1, 7), "stride": 1, "out": 224, "padding": "SAME"}
+    assert layer("max 3/2 V") == {"kind": "max", "size": 3, "stride": 2, "padding": "VALID"}
+    assert layer("avg 3") == {"kind": "avg", "size": 3, "stride": 1, "padding": "SAME"}
+    with pytest.raises(ValueError, match="not a layer of the paper's figures: '3x3 /2'"):
+        layer("3x3 /2")
+    with pytest.raises(ValueError, match="'released' only for resnet_v2"):
+        Inception(version="v4", layout="released", rngs=nnx.Rngs(0))
+
+
+def test_every_stage_has_the_shape_the_figures_annotate():
+    v4 = shapes_through(abstract(version="v4"))
+    # Figure 3's stem: 73x73x160, 71x71x192, 35x35x384; Figure 9: 4 x A, Reduction-A to 17x17x1024,
+    # 7 x B, Reduction-B to 8x8x1536, 3 x C.
+    assert v4[:4] == [(147, 147, 64), (73, 73, 160), (71, 71, 192), (35, 35, 384)]
+    assert v4[4:8] == [(35, 35, 384)] * 4 and v4[8] == (17, 17, 1024)
+    assert v4[9:16] == [(17, 17, 1024)] * 7 and v4[16] == (8, 8, 1536) and v4[17:] == [(8, 8, 1536)] * 3
+    v1 = shapes_through(abstract(version="resnet_v1"))
+    # Figure 14's stem to 35x35x256; Reduction-A (k, l, m, n = 192, 192, 256, 384) to 17x17x896;
+    # Reduction-B (Figure 12) to 8x8x1792 (Figure 15's 1792 before pooling).
+    assert v1[0] == (35, 35, 256) and v1[6] == (17, 17, 896) and v1[17] == (8, 8, 1792) and v1[-1] == (8, 8, 1792)
+    released = shapes_through(abstract(version="resnet_v2", layout="released"))
+    assert released[1] == (35, 35, 320) and released[12] == (17, 17, 1088)
+    assert released[33] == (8, 8, 2080) and released[-1] == (8, 8, 1536)
+
+
+def test_parameter_counts_equal_the_independent_implementations_exactly():
+    def count(**kw):
+        return parameter_count(nnx.state(abstract(**kw), nnx.Param))
+
+    assert count(version="v4") == TIMM_INCEPTION_V4
+    assert count(version="resnet_v2", layout="released") == TIMM_INCEPTION_RESNET_V2
+    assert count(version="resnet_v2", layout="released", bn_scale=False) == KERAS_INCEPTION_RESNET_V2_TRAINABLE
+
+
+def test_a_residual_scale_of_zero_makes_a_residual_block_the_identity_on_its_relu_input():
+    block = ResidualBlock(RESIDUAL["resnet_v2"]["A"], 24, 0.0, bn_scale=True, rngs=nnx.Rngs(0))
+    x = jax.nn.relu(jax.random.normal(jax.random.key(1), (2, 7, 5, 24)))  # a previous ReLU's output
+    np.testing.assert_array_equal(block(x, train=False), x)
+    scaled = ResidualBlock(RESIDUAL["resnet_v2"]["A"], 24, 0.3, bn_scale=True, rngs=nnx.Rngs(0))
+    assert not np.allclose(scaled(x, train=False), x)  # the branch is live: zero is what removed it
+    last = ResidualBlock(RESIDUAL["resnet_v2"]["A"], 24, 0.0, activate=False, bn_scale=True, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(last(-x, train=False), -x)  # no ReLU after the released model's last block
+
+
+def test_the_full_inception_v4_runs_forward_on_one_299x299_image_on_the_cpu():
+    model = Inception(version="v4", num_classes=10, rngs=nnx.Rngs(0))
+    logits = nnx.jit(lambda m, x: m(x, train=False))(model, jnp.ones((1, 299, 299, 3)))
+    assert logits.shape == (1, 10) and bool(jnp.all(jnp.isfinite(logits)))
