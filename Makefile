@@ -62,7 +62,7 @@ report: venv ## results/README.md: reported vs reproduced, with plots
 #                        and the committed reference, exit 1 if they differ beyond the seed spread
 #   make verify-<paper>  compare the runs already in local/ (no training)
 # <paper>: bn-mnist, vardrop-mnist, pixelcnn-mnist, resnet-cifar10, mixture-backprop, nonrobust-mnist, seqgan,
-# facenet-mnist
+# facenet-mnist, inception-v4
 # (`make papers`). REPRO_ARGS takes
 # --only/--seeds, ARGS Hydra overrides for every run, e.g.
 #   make repro-vardrop-mnist REPRO_ARGS="--only '*_h100'" ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'

@@ -16,7 +16,9 @@ def _base_schedule(cfg):
         return optax.piecewise_constant_schedule(cfg.lr, boundaries)
     if kind == "cosine":
         return optax.cosine_decay_schedule(cfg.lr, int(cfg.decay_steps))
-    raise ValueError(f"unknown optim.schedule {kind!r}; use constant, piecewise or cosine")
+    if kind == "exponential":  # lr * decay_factor ** (step // decay_steps), e.g. 0.94 every two epochs
+        return optax.exponential_decay(cfg.lr, int(cfg.decay_steps), float(cfg.decay_factor), staircase=True)
+    raise ValueError(f"unknown optim.schedule {kind!r}; use constant, piecewise, cosine or exponential")
 
 
 def make_schedule(cfg):
@@ -65,8 +67,11 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
     elif name == "adam":
         opt = optax.adam(schedule, b1=0.9 if cfg.b1 is None else cfg.b1,
                          b2=0.999 if cfg.b2 is None else cfg.b2)
+    elif name == "rmsprop":
+        opt = optax.rmsprop(schedule, decay=0.9 if cfg.decay is None else cfg.decay,
+                            eps=1e-8 if cfg.eps is None else cfg.eps, eps_in_sqrt=True)
     else:
-        raise ValueError(f"unknown optim.name {name!r}; use sgd or adam")
+        raise ValueError(f"unknown optim.name {name!r}; use sgd, adam or rmsprop")
     weight_decay = cfg.weight_decay
     if weight_decay:
         # L2 added to the gradient before momentum, as in the He et al. / PyTorch recipe.

@@ -24,12 +24,14 @@ from omegaconf import MISSING
 class OptimizerName(enum.StrEnum):
     sgd = "sgd"
     adam = "adam"
+    rmsprop = "rmsprop"
 
 
 class Schedule(enum.StrEnum):
     constant = "constant"
     piecewise = "piecewise"    # lr * decay_factor at each of `boundaries`
     cosine = "cosine"          # cosine decay to 0 over decay_steps
+    exponential = "exponential"  # lr * decay_factor ** (step // decay_steps)
 
 
 class DecayMask(enum.StrEnum):
@@ -115,6 +117,8 @@ class OptimConfig:
     nesterov: bool | None = optional()        # sgd (null: false)
     b1: float | None = optional()             # adam (null: 0.9)
     b2: float | None = optional()             # adam (null: 0.999)
+    decay: float | None = optional()          # rmsprop: the squared gradients' moving average (null: 0.9)
+    eps: float | None = optional()            # rmsprop: added inside the square root, as TensorFlow's (null: 1e-8)
     warmup_steps: int | None = optional()     # constant warmup_lr before this step (null: none)
     warmup_lr: float | None = optional()
     weight_decay_mask: DecayMask | None = optional()  # null: kernels

@@ -86,3 +86,32 @@ def test_the_full_inception_v4_runs_forward_on_one_299x299_image_on_the_cpu():
     model = Inception(version="v4", num_classes=10, rngs=nnx.Rngs(0))
     logits = nnx.jit(lambda m, x: m(x, train=False))(model, jnp.ones((1, 299, 299, 3)))
     assert logits.shape == (1, 10) and bool(jnp.all(jnp.isfinite(logits)))
+
+
+def test_a_short_real_data_run_of_the_small_scale_network_without_shortcuts(run_overrides):
+    from repro.configuration import compose
+    from repro.run import run
+
+    cfg = compose(["experiment=inception_v4", *run_overrides, "model.residual=false", "train.steps=6",
+                   "train.chunk_steps=3", "train.eval_every=3", "train.checkpoint_every=0",
+                   "train.batch_size=16", "train.eval_batch_size=100"])
+    result = run(cfg)
+    assert result["facts"]["parameters"] == 177_814  # the plain twin has the residual net's parameters
+    assert [r["step"] for r in result["history"] if "test/accuracy" in r] == [0, 3, 6]
+    assert 0.0 <= result["final"]["test/accuracy"] <= 1.0 and np.isfinite(result["final"]["train/loss"])
+
+
+def test_the_papers_optimizer_adds_epsilon_inside_the_root_and_decays_by_steps():
+    from repro.configuration import compose
+    from repro.optim import make_optimizer, make_schedule
+
+    cfg = compose(["experiment=inception_v4"]).optim
+    schedule = make_schedule(cfg)
+    assert float(schedule(1874)) == pytest.approx(0.045) and float(schedule(1875)) == pytest.approx(0.045 * 0.94)
+    assert float(schedule(3750)) == pytest.approx(0.045 * 0.94 ** 2)
+    params = {"w": jnp.zeros(3)}
+    grad = {"w": jnp.array([0.5, -2.0, 10.0])}
+    tx = make_optimizer(cfg)
+    update, _ = tx.update(grad, tx.init(params), params)
+    # TensorFlow's RMSProp: lr * g / sqrt(0.1 g^2 + epsilon), epsilon = 1.0 (section 4)
+    np.testing.assert_allclose(update["w"], -0.045 * grad["w"] / jnp.sqrt(0.1 * grad["w"] ** 2 + 1.0), rtol=1e-6)

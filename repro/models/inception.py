@@ -56,6 +56,10 @@ STEM_RELEASED_V2 = [  # the released TF-slim model: 299x299x3 -> 35x35x320
     [["1x1 96"], ["1x1 48", "5x5 64"], ["1x1 64", "3x3 96", "3x3 96"], ["avg 3", "1x1 64"]],
 ]
 
+STEM_SMALL = [  # not the paper's: for 28x28 digits, 28x28 -> 13x13 (then 6x6 and 2x2 after the reductions)
+    [["3x3 32", "3x3 32", "3x3/2 64 V"]],
+]
+
 INCEPTION_A = [["avg 3", "1x1 96"], ["1x1 96"], ["1x1 64", "3x3 96"], ["1x1 64", "3x3 96", "3x3 96"]]  # Fig. 4
 INCEPTION_B = [["avg 3", "1x1 128"], ["1x1 384"], ["1x1 192", "1x7 224", "7x1 256"],                # Fig. 5
                ["1x1 192", "1x7 192", "7x1 224", "1x7 224", "7x1 256"]]
@@ -81,6 +85,7 @@ RESIDUAL = {  # the residual blocks' branches (their 1x1 projection is added by 
 REPEATS = {"v4": (4, 7, 3), "resnet_v1": (5, 10, 5), "resnet_v2": (5, 10, 5), "released": (10, 20, 10)}
 VERSIONS = ("v4", "resnet_v1", "resnet_v2")
 LAYOUTS = ("paper", "released")
+STEMS = ("paper", "small")
 
 _CONV = re.compile(r"^(\d+)x(\d+)(?:/(\d+))? (\d+)( V)?$")
 _POOL = re.compile(r"^(max|avg) (\d+)(?:/(\d+))?( V)?$")
@@ -102,11 +107,11 @@ def layer(text: str) -> dict:
 class ConvBN(nnx.Module):
     """Convolution without bias, batch normalization (epsilon 1e-3 as in the released model), ReLU."""
 
-    def __init__(self, cin: int, spec: dict, *, bn_scale: bool, rngs: nnx.Rngs):
+    def __init__(self, cin: int, spec: dict, *, bn_scale: bool, bn_momentum: float, rngs: nnx.Rngs):
         self.stride, self.padding = spec["stride"], spec["padding"]
         self.conv = Conv(cin, spec["out"], spec["kernel"], strides=(self.stride,) * 2,
                          padding=self.padding, use_bias=False, rngs=rngs)
-        self.bn = nnx.BatchNorm(spec["out"], momentum=0.9997, epsilon=1e-3, use_scale=bn_scale, rngs=rngs)
+        self.bn = nnx.BatchNorm(spec["out"], momentum=bn_momentum, epsilon=1e-3, use_scale=bn_scale, rngs=rngs)
 
     def __call__(self, x, train: bool):
         return jax.nn.relu(self.bn(self.conv(x), use_running_average=not train))
@@ -128,16 +133,18 @@ class Pool(nnx.Module):
 class Branch(nnx.Module):
     """Layers in sequence; a tuple of branches as the last item forks into them (concatenated)."""
 
-    def __init__(self, items: list, cin: int, *, bn_scale: bool, rngs: nnx.Rngs):
+    def __init__(self, items: list, cin: int, *, bn_scale: bool, width: float = 1.0, bn_momentum: float = 0.9997,
+                 rngs: nnx.Rngs):
         layers, fork = [], None
         for item in items:
             if isinstance(item, tuple):
-                fork = Concat(list(item), cin, bn_scale=bn_scale, rngs=rngs)
+                fork = Concat(list(item), cin, bn_scale=bn_scale, width=width, bn_momentum=bn_momentum, rngs=rngs)
                 cin = fork.out
                 continue
             spec = layer(item)
             if spec["kind"] == "conv":
-                layers.append(ConvBN(cin, spec, bn_scale=bn_scale, rngs=rngs))
+                spec["out"] = max(1, round(spec["out"] * width))  # a scaled-down network's filters
+                layers.append(ConvBN(cin, spec, bn_scale=bn_scale, bn_momentum=bn_momentum, rngs=rngs))
                 cin = spec["out"]
             else:
                 layers.append(Pool(spec))
@@ -152,8 +159,10 @@ class Branch(nnx.Module):
 class Concat(nnx.Module):
     """Branches side by side, concatenated on channels (a pooling branch keeps its input's width)."""
 
-    def __init__(self, branches: list, cin: int, *, bn_scale: bool, rngs: nnx.Rngs):
-        self.branches = nnx.List([Branch(b, cin, bn_scale=bn_scale, rngs=rngs) for b in branches])
+    def __init__(self, branches: list, cin: int, *, bn_scale: bool, width: float = 1.0, bn_momentum: float = 0.9997,
+                 rngs: nnx.Rngs):
+        self.branches = nnx.List([Branch(b, cin, bn_scale=bn_scale, width=width, bn_momentum=bn_momentum, rngs=rngs)
+                                  for b in branches])
         self.out = sum(b.out for b in self.branches)
 
     def __call__(self, x, train: bool):
@@ -161,40 +170,50 @@ class Concat(nnx.Module):
 
 
 class ResidualBlock(nnx.Module):
-    """x + scale * (1x1 linear projection of the concatenated branches), then ReLU (unless last)."""
+    """x + scale * (1x1 linear projection of the concatenated branches), then ReLU (unless last).
+    `residual=False` drops the x: the same block, parameters and depth without the shortcut (the
+    plain twin that tests what the shortcut itself does)."""
 
-    def __init__(self, branches: list, cin: int, scale: float, activate: bool = True, *,
-                 bn_scale: bool, rngs: nnx.Rngs):
-        self.branches = Concat(branches, cin, bn_scale=bn_scale, rngs=rngs)
+    def __init__(self, branches: list, cin: int, scale: float, activate: bool = True, residual: bool = True,
+                 *, bn_scale: bool, width: float = 1.0, bn_momentum: float = 0.9997, rngs: nnx.Rngs):
+        self.branches = Concat(branches, cin, bn_scale=bn_scale, width=width, bn_momentum=bn_momentum, rngs=rngs)
         self.project = Conv(self.branches.out, cin, (1, 1), use_bias=True, rngs=rngs)
-        self.scale, self.activate, self.out = scale, activate, cin
+        self.scale, self.activate, self.residual, self.out = scale, activate, residual, cin
 
     def __call__(self, x, train: bool):
-        y = x + self.scale * self.project(self.branches(x, train))
+        y = self.scale * self.project(self.branches(x, train))
+        y = x + y if self.residual else y
         return jax.nn.relu(y) if self.activate else y
 
 
 class Inception(nnx.Module):
     """One of the paper's three networks (`version`), 299x299x3 -> `num_classes` logits; global
     average pooling, dropout (keep 0.8, the paper's) and a dense layer on top. `repeats` overrides
-    the blocks per stage (A, B, C); `residual_scale` scales every residual branch."""
+    the blocks per stage (A, B, C); `residual_scale` scales every residual branch; `residual=False`
+    removes the residual nets' shortcuts; `bn_momentum` is the moving averages' decay (0.9997 in the
+    released model, for long training: short runs need less). A scaled-down network for small images: `stem: small`
+    (28x28 input) and `width` multiplying every filter count of the figures."""
 
     def __init__(self, version: str = "v4", layout: str = "paper", num_classes: int = 1000,
                  residual_scale: float | tuple[float, float, float] = (0.17, 0.1, 0.2),
                  repeats: tuple[int, int, int] | None = None, bn_scale: bool = True,
-                 in_channels: int = 3, dropout: float = 0.2, *, rngs: nnx.Rngs):
+                 in_channels: int = 3, dropout: float = 0.2, stem: str = "paper", width: float = 1.0,
+                 residual: bool = True, bn_momentum: float = 0.9997, *, rngs: nnx.Rngs):
         if version not in VERSIONS:
             raise ValueError(f"unknown model.version {version!r}; use one of {VERSIONS}")
         if layout not in LAYOUTS or (layout == "released" and version != "resnet_v2"):
             raise ValueError(f"model.layout={layout!r}: 'paper' for every version, 'released' only "
                              "for resnet_v2 (the authors' released TF-slim layout)")
+        if stem not in STEMS or not 0 < width <= 4:
+            raise ValueError(f"model.stem={stem!r} (use one of {STEMS}), model.width={width} (use 0 < width <= 4)")
         released = layout == "released"
         repeats = tuple(repeats or REPEATS["released" if released else version])
         scales = (residual_scale,) * 3 if isinstance(residual_scale, int | float) else tuple(residual_scale)
-        kw = dict(bn_scale=bn_scale, rngs=rngs)
-        stem = {"v4": STEM_V4, "resnet_v1": STEM_RESNET_V1, "resnet_v2": STEM_V4}[version]
+        kw = dict(bn_scale=bn_scale, width=width, bn_momentum=bn_momentum, rngs=rngs)
+        stems = {"v4": STEM_V4, "resnet_v1": STEM_RESNET_V1, "resnet_v2": STEM_V4}
+        stem_blocks = STEM_SMALL if stem == "small" else STEM_RELEASED_V2 if released else stems[version]
         stages, cin = [], in_channels
-        for branches in STEM_RELEASED_V2 if released else stem:
+        for branches in stem_blocks:
             stages.append(Concat(branches, cin, **kw))
             cin = stages[-1].out
         k, l, m, n = REDUCTION_A[version]
@@ -208,14 +227,14 @@ class Inception(nnx.Module):
                     # the released model's last C block: unscaled, no ReLU
                     last = released and stage == 2 and i == count - 1
                     stages.append(ResidualBlock(RESIDUAL[version]["ABC"[stage]], cin, 1.0 if last else scale,
-                                                activate=not last, **kw))
+                                                activate=not last, residual=residual, **kw))
                 cin = stages[-1].out
             if stage < 2:
                 stages.append(Concat(reductions[stage], cin, **kw))
                 cin = stages[-1].out
         if released:
             stages.append(Branch(["1x1 1536"], cin, **kw))
-            cin = 1536
+            cin = stages[-1].out
         self.stages = nnx.List(stages)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.head = nnx.Linear(cin, num_classes, rngs=rngs)
