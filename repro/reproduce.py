@@ -235,10 +235,16 @@ def promote(spec: dict) -> None:
     if not files:
         raise SystemExit(f"error: no local results in {source}: run python -m repro.reproduce "
                          f"{spec['experiment']} first")
+    # A file promoted before, byte for byte, is already the reference: skipped, not a clash.
+    files = [f for f in files if not ((target / f.name).exists()
+                                      and (target / f.name).read_bytes() == f.read_bytes())]
+    if not files:
+        raise SystemExit(f"error: every local result of {spec['experiment']} is already in results/ "
+                         "as it is: nothing new to promote")
     clashes = [f.name for f in files if (target / f.name).exists()]
     if clashes:
-        raise SystemExit(f"error: results/{spec['experiment']}/ already holds {clashes}: remove them "
-                         "first if these runs should replace them (git keeps the old ones)")
+        raise SystemExit(f"error: results/{spec['experiment']}/ already holds {clashes}, with other "
+                         "contents: remove them first if these runs should replace them (git keeps the old ones)")
     problems = promotion_problems(files, target)
     if problems:
         raise SystemExit("error: nothing was promoted:\n  " + "\n  ".join(problems))

@@ -64,8 +64,13 @@ def test_reproduce_trains_missing_runs_into_the_local_area_and_checks_them(
     assert reproduce.main(["promote", "debug"]) == 0
     assert sorted(p.name for p in (tmp_path / "results" / "debug").glob("*.json")) == local
     assert len(list((tmp_path / "results" / "debug").glob("*.weights.npz"))) == 2
-    with pytest.raises(SystemExit, match="already holds"):
-        reproduce.main(["promote", "debug"])
+    with pytest.raises(SystemExit, match="already in results/ as it is: nothing new to promote"):
+        reproduce.main(["promote", "debug"])  # promoted before, byte for byte: nothing to do
+    edited = sorted((tmp_path / "local" / "results" / "debug").glob("*.json"))[0]
+    edited.write_text(edited.read_text().replace('"seed"', '"seed" ', 1))
+    with pytest.raises(SystemExit, match="already holds .* with other contents"):
+        reproduce.main(["promote", "debug"])  # a file of the same name that differs: never overwritten
+    edited.write_text(edited.read_text().replace('"seed" ', '"seed"', 1))
     assert reproduce.main(["debug", "--only", "fast", "--check"]) == 0
     assert "bitwise equal" in capsys.readouterr().out
 
