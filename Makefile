@@ -10,7 +10,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 ARGS ?=
 
 .PHONY: help venv test test-slow test-kill test-multihost lint bench bench-loop bench-resnet bench-vardrop report papers \
-	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss crosscheck-inception clean
+	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss crosscheck-inception mutation clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -127,6 +127,10 @@ sweep-seqgan-ss: venv ## sensitivity of scheduled sampling to its unstated sched
 
 bench-facenet: venv ## FaceNet proxy: the triplet terms of each mining vs a whole training step (ms)
 	$(PY) -m experiments.facenet_mnist.bench $(BENCH_ARGS)
+
+mutation: venv ## plant one-line bugs in the core modules, check their tests catch them (tests/mutation.toml; long)
+	$(PY) -m pip install -q cosmic-ray==8.7.0
+	$(PY) tests/mutation.py $(MUTATION_ARGS)
 
 crosscheck-inception: venv ## Inception-v4 / -ResNet-v2 parameter counts vs timm and Keras (their own venv, ~6 GB, on demand)
 	$(PY) -m experiments.inception_v4.crosscheck $(CROSSCHECK_ARGS)

@@ -1,0 +1,145 @@
+"""`make mutation`: plant plausible one-line bugs in the core modules and check that their tests
+fail (cosmic-ray), module by module as tests/mutation.toml maps them.
+
+Each module is mutated in a clone of the committed HEAD under local/mutation/ (the working tree is
+never touched), with only the tests that cover it, so a run can be resumed: the sessions
+(local/mutation/<module>.sqlite) keep every verdict. Mutants listed as equivalent in the config are
+marked skipped with their reason before the run. The summary (killed / survived / equivalent per
+module) and every survivor's diff go to local/mutation/report.md.
+
+    make mutation                          # every module of the config
+    make mutation MUTATION_ARGS='verdicts' # the modules whose path contains 'verdicts'
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "tests" / "mutation.toml"
+WORK = ROOT / "local" / "mutation"
+BIN = Path(sys.executable).parent
+
+
+def _clone(into: Path) -> Path:
+    """A clone of the committed HEAD (mutants never touch the working tree); reused on resume."""
+    if not (into / ".git").exists():
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(into)], check=True)
+    return into
+
+
+def _session_config(module: dict, common: dict, clone: Path) -> str:
+    tests = " ".join(module["tests"])
+    quoted = ", ".join(f'"{p}"' for p in common.get("exclude-operators", []))
+    return (f'[cosmic-ray]\nmodule-path = "{module["path"]}"\ntimeout = {module.get("timeout", 300.0)}\n'
+            f'excluded-modules = []\n'
+            f'test-command = "{sys.executable} -m pytest -x -q -p no:cacheprovider {tests}"\n\n'
+            f'[cosmic-ray.distributor]\nname = "local"\n\n'
+            f'[cosmic-ray.filters.operators-filter]\nexclude-operators = [{quoted}]\n')
+
+
+def _mark_equivalent(session: Path, module: dict, clone: Path) -> int:
+    """Mark the config's equivalent mutants (operator + a piece of the mutated line) as skipped,
+    their reason as the output; how many were marked."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    lines = (clone / module["path"]).read_text().splitlines()
+    marked = 0
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        done = {job_id for job_id, _ in db.results}
+        for item in db.work_items:
+            if item.job_id in done:
+                continue
+            for spec in item.mutations:
+                line = lines[spec.start_pos[0] - 1]
+                for eq in module.get("equivalent", []):
+                    if spec.operator_name.endswith(eq["operator"]) and eq["line"] in line:
+                        db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED,
+                                                              output=f"equivalent: {eq['why']}"))
+                        marked += 1
+                        break
+    return marked
+
+
+def _summary(session: Path) -> tuple[dict, list[str]]:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    counts = {"killed": 0, "survived": 0, "equivalent": 0, "filtered": 0, "incompetent": 0, "pending": 0}
+    survivors = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        results = dict(db.results)
+        for item in db.work_items:
+            result = results.get(item.job_id)
+            if result is None:
+                counts["pending"] += 1
+            elif result.worker_outcome == WorkerOutcome.SKIPPED:
+                counts["equivalent" if (result.output or "").startswith("equivalent") else "filtered"] += 1
+            elif result.test_outcome == TestOutcome.KILLED:
+                counts["killed"] += 1
+            elif result.test_outcome == TestOutcome.SURVIVED:
+                counts["survived"] += 1
+                spec = item.mutations[0]
+                survivors.append(f"{spec.module_path}:{spec.start_pos[0]} {spec.operator_name} "
+                                 f"#{spec.occurrence}\n```diff\n{result.diff}\n```")
+            else:
+                counts["incompetent"] += 1
+    return counts, survivors
+
+
+def run_module(module: dict, common: dict, execute: bool = True) -> tuple[dict, list[str]]:
+    name = re.sub(r"[^A-Za-z0-9]+", "_", module["path"].removesuffix(".py"))
+    clone = _clone(WORK / "clone")
+    config = WORK / f"{name}.toml"
+    session = WORK / f"{name}.sqlite"
+    config.write_text(_session_config(module, common, clone))
+    if not session.exists():
+        subprocess.run([BIN / "cosmic-ray", "init", str(config), str(session)], cwd=clone, check=True)
+        subprocess.run([BIN / "cr-filter-operators", str(session), str(config)], cwd=clone, check=True)
+    marked = _mark_equivalent(session, module, clone)
+    print(f"{module['path']}: {marked} equivalent mutant(s) marked from the config", flush=True)
+    if execute:
+        subprocess.run([BIN / "cosmic-ray", "exec", str(config), str(session)], cwd=clone, check=True)
+    return _summary(session)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="run only modules whose path contains one of these")
+    parser.add_argument("--report-only", action="store_true", help="summarize the sessions, run nothing")
+    parser.add_argument("--fresh", action="store_true", help="start over from the committed HEAD")
+    args = parser.parse_args(argv)
+    if shutil.which("cosmic-ray", path=str(BIN)) is None:
+        raise SystemExit(f"error: cosmic-ray is not installed in {BIN}: run `make mutation` (it installs "
+                         "the pinned version) or pip install cosmic-ray")
+    common = tomllib.loads(CONFIG.read_text())
+    modules = [m for m in common["module"] if not args.modules or any(s in m["path"] for s in args.modules)]
+    if not modules:
+        raise SystemExit(f"error: no module of {CONFIG.name} matches {args.modules}")
+    if args.fresh and WORK.exists():
+        shutil.rmtree(WORK)
+    WORK.mkdir(parents=True, exist_ok=True)
+    lines = ["# Mutation testing", "", "| module | killed | survived | equivalent | incompetent | pending | "
+             "killed of the non-equivalent |", "|---|---|---|---|---|---|---|"]
+    details = []
+    for module in modules:
+        counts, survivors = run_module(module, common, execute=not args.report_only)
+        judged = counts["killed"] + counts["survived"]
+        rate = f"{counts['killed'] / judged:.0%}" if judged else "–"
+        lines.append(f"| {module['path']} | {counts['killed']} | {counts['survived']} | {counts['equivalent']} "
+                     f"| {counts['incompetent']} | {counts['pending']} | {rate} |")
+        details += [f"## Survivors in {module['path']}", "", *survivors, ""] if survivors else []
+    report = "\n".join(lines + ["", *details])
+    (WORK / "report.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
