@@ -1,6 +1,7 @@
 """The one rule every reported number and claim is judged by (repro/verdicts.py)."""
 
 import math
+import statistics
 
 import pytest
 
@@ -104,3 +105,45 @@ def test_claims_hold_are_contradicted_or_stay_unresolved_by_their_interval():
     assert check_claim(claim, staged)["verdict"] == "contradicted"
     # 95% t-interval: mean -0.25, std 0.05, n 3 -> half-width t(0.975, 2) * 0.05 / sqrt(3) = 0.1242
     assert held["high"] - held["mean"] == pytest.approx(4.302653 * 0.05 / math.sqrt(3), rel=1e-5)
+
+
+def test_steps_to_ignores_records_without_the_metric_and_nearest_step_reads_the_nearest():
+    # Train-only records (no test metric) sit between evaluations: they never "reach" a threshold.
+    r = {"seed": 0, "history": [{"step": 5, "loss": 1.0}, {"step": 10, "acc": 0.5},
+                                {"step": 15, "loss": 0.5}, {"step": 20, "acc": 0.9}]}
+    assert value_of(r, {"metric": "acc", "steps_to": 0.8}) == 20.0
+    assert value_of(r, {"metric": "acc", "steps_to": 0.5}) == 10.0  # reaching it exactly counts
+    assert value_of(r, {"metric": "acc", "step": 14}) == 0.5 and value_of(r, {"metric": "acc", "step": 16}) == 0.9
+    assert value_of(r, {"metric": "missing", "step": None}) is None
+
+
+def test_this_machine_is_compared_with_the_reference_seed_for_seed_not_by_membership():
+    from repro.verdicts import versus_reference
+
+    ref = {0: 1.0, 1: 2.0, 2: 3.0}
+    assert versus_reference(ref, {0: 1.0, 1: 2.0}) == ("bitwise equal", False)
+    # The same values under other seeds: every value "appears" in the reference, yet none is its seed's.
+    text, differs = versus_reference(ref, {0: 2.0, 1: 3.0, 2: 1.0})
+    assert text.startswith("within seed spread (means +0, 2 s.e. 1.63)") and not differs
+    # Beyond 2 standard errors of the difference of means (each side's seed std): it differs, and
+    # by how much at most, seed for seed.
+    text, differs = versus_reference({0: 1.0, 1: 1.1, 2: 0.9}, {0: 1.5, 1: 1.7, 2: 1.4})
+    bound = 2 * math.sqrt(0.1**2 / 3 + statistics.stdev([1.5, 1.7, 1.4]) ** 2 / 3)
+    assert differs and text == f"**differs** by up to 0.6 (means +0.5333, 2 s.e. {bound:.3g})"
+    # One seed on each side: no spread to judge by, the difference named.
+    assert versus_reference({0: 1.0}, {0: 1.25}) == ("no spread to judge by (one seed each; differs by 0.25)", False)
+    # One seed here, three in the reference: the reference's spread stands in for ours.
+    text, differs = versus_reference({0: 1.0, 1: 1.1, 2: 0.9}, {0: 1.05})
+    assert text == f"within seed spread (means +0.05, 2 s.e. {2 * math.sqrt(0.01 / 3 + 0.01 / 1):.3g})" and not differs
+    assert versus_reference({0: 1.0}, {}) == ("not run here", False)
+    assert versus_reference({}, {0: 1.0}) == ("no reference", False)
+
+
+def test_final_values_flatten_lists_and_skip_the_step_and_flags():
+    from repro.verdicts import final_metrics_versus_reference, final_values
+
+    result = {"final": {"step": 100, "acc": 0.9, "alpha": [0.1, 0.2], "nan_seen": False, "name": "x"}}
+    assert final_values(result) == {"acc": 0.9, "alpha[0]": 0.1, "alpha[1]": 0.2}
+    ref = [{"seed": 0, **result}, {"seed": 1, "final": {"acc": 0.8}}]
+    local = [{"seed": 1, "final": {"acc": 0.8, "only_here": 1.0}}]
+    assert final_metrics_versus_reference(ref, local) == [("acc", "bitwise equal", False)]
