@@ -229,3 +229,31 @@ def test_a_resumed_runs_timing_covers_every_part(run_overrides, stop_at):
     assert [(p["from_step"], p["to_step"]) for p in timing["parts"]] == [(0, stop_at), (stop_at, 60)]
     assert timing["train_seconds"] > 0 and timing["compile_seconds"] > 0
     assert all(p["started_utc"] <= p["stopped_utc"] for p in timing["parts"])
+
+
+def test_a_schedule_off_its_boundaries_pins_chunk_lengths_step_numbers_and_the_last_evaluation():
+    """25 steps in chunks of 10, evaluated every 20: chunks of 10, 10, 5; evaluations at 0, 20 and
+    the end (25), never at 10. Resumed at step 7 (another chunk length before): a 3-step chunk
+    back onto the boundary, then 10 and 5."""
+    def recorded(trainer, lengths):
+        real = trainer.chunk_fn
+        trainer.chunk_fn = lambda state, num_steps, phase=None: (lengths.append(num_steps),
+                                                                 real(state, num_steps, phase))[1]
+        return trainer
+
+    lengths = []
+    trainer = recorded(make_trainer(), lengths)
+    state, history, timing = trainer.fit(trainer.initial_state, 25, chunk_steps=10, eval_every=20)
+    assert lengths == [10, 10, 5] and timing["steps"] == 25
+    assert [r["step"] for r in history] == [0, 10, 20, 25]
+    assert [r["step"] for r in history if "test/loss" in r] == [0, 20, 25]
+    assert int(np.max(state["step"])) == 25
+
+    lengths = []
+    resumed = recorded(make_trainer(), lengths)
+    partial, history, _ = resumed.fit(resumed.initial_state, 7, chunk_steps=7, eval_every=7)
+    lengths.clear()
+    _, history, timing = resumed.fit(partial, 25, chunk_steps=10, eval_every=20, history=history)
+    assert lengths == [3, 10, 5] and timing["steps"] == 18
+    assert [r["step"] for r in history] == [0, 7, 10, 20, 25]
+    assert [r["step"] for r in history if "test/loss" in r] == [0, 7, 20, 25]
