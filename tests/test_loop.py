@@ -257,3 +257,33 @@ def test_a_schedule_off_its_boundaries_pins_chunk_lengths_step_numbers_and_the_l
     assert lengths == [3, 10, 5] and timing["steps"] == 18
     assert [r["step"] for r in history] == [0, 7, 10, 20, 25]
     assert [r["step"] for r in history if "test/loss" in r] == [0, 7, 20, 25]
+
+
+def test_evaluation_sees_no_training_randomness_neither_augmentation_nor_dropout():
+    """The evaluation of a dropout net trained with random crops is deterministic and equals the
+    evaluation of the same parameters through transforms without the augmentation: crops and
+    dropout noise are training-only. (A leak of either changes the value, not only the speed.)"""
+    from repro.data.transforms import RandomCropFlip
+    from repro.models.vardrop import DropoutMLP
+
+    images, labels = synthetic_digits(120, 5)
+    split = {"image": images[..., None], "label": labels.astype(np.int32)}
+
+    def trainer(transforms):
+        keys = seed_keys(0)
+        model = DropoutMLP(784, [32], 10, dropout="binary", num_layers=1, rngs=nnx.Rngs(keys["init"]))
+        return Trainer(model, optax.sgd(0.1), Classification(), transforms, split, {"test": split},
+                       batch_size=20, keys=keys, eval_batch_size=50)
+
+    augmented = trainer(Transforms([Normalize([0.0], [255.0]), RandomCropFlip(pad=4)]))
+    state, _, _ = augmented.fit(augmented.initial_state, 6, chunk_steps=3, eval_every=3)
+    first, again = augmented.evaluate(state), augmented.evaluate(state)
+    plain = trainer(PIXELS).evaluate(state)
+    assert {"test/loss", "test/accuracy"} <= set(first)
+    for name in first:
+        assert first[name] == again[name] == plain[name], name
+    # ... and equals the deterministic model (train=False) on the normalized images, by hand
+    model = nnx.merge(augmented.graphdef, state["params"], state["rest"])
+    batch = {"image": split["image"] / 255.0, "label": split["label"]}
+    by_hand = Classification().per_example(model, batch, train=False)
+    np.testing.assert_allclose(first["test/loss"], np.mean(by_hand["loss"]), rtol=1e-5)
