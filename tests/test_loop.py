@@ -287,3 +287,51 @@ def test_evaluation_sees_no_training_randomness_neither_augmentation_nor_dropout
     batch = {"image": split["image"] / 255.0, "label": split["label"]}
     by_hand = Classification().per_example(model, batch, train=False)
     np.testing.assert_allclose(first["test/loss"], np.mean(by_hand["loss"]), rtol=1e-5)
+
+
+class _StreamRecorder(Classification):
+    """Classification whose training metrics also report what each random stream gave the step:
+    a dropout draw, the batch's labels (data order) and its augmented pixels."""
+
+    def train_loss(self, model, batch, *, rngs=None):
+        loss, metrics = super().train_loss(model, batch, rngs=None)
+        labels = batch["label"].astype(np.float32)
+        metrics.update(dropout_draw=jax.random.uniform(rngs.dropout()),
+                       data_order=(labels * np.arange(1, labels.shape[0] + 1)).sum(),
+                       augment_pixels=batch["image"].sum())
+        return loss, metrics
+
+
+def test_every_random_stream_changes_from_step_to_step_and_is_reproducible():
+    """Each purpose of KEY_PURPOSES, enumerated: the init differs between seeds; the data order,
+    the augmentation and the dropout noise differ at every step of a run and repeat exactly in a
+    second run of the same seed (and differ for another seed). The probes' stream is folded with
+    each probe's index (tests/test_seeds.py: Draws)."""
+    from repro.data.transforms import RandomCropFlip
+    from repro.loop import KEY_PURPOSES
+
+    assert KEY_PURPOSES == ("init", "data", "dropout", "augment", "probe")  # a new stream needs a line here
+    images, labels = synthetic_digits(200, 7)
+    split = {"image": images[..., None], "label": labels.astype(np.int32)}
+
+    def streams(seed):
+        keys = seed_keys(seed)
+        model = MLP(784, [16], 10, activation="relu", rngs=nnx.Rngs(keys["init"]))
+        init = np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(nnx.state(model, nnx.Param))])
+        trainer = Trainer(model, optax.sgd(0.0), _StreamRecorder(),
+                          Transforms([Normalize([0.0], [255.0]), RandomCropFlip(pad=2)]), split,
+                          {"test": split}, batch_size=20, keys=keys, eval_batch_size=100)
+        _, history, _ = trainer.fit(trainer.initial_state, 4, chunk_steps=1, eval_every=4)
+        per_step = {name: [r[f"train/{name}"] for r in history[1:]]
+                    for name in ("dropout_draw", "data_order", "augment_pixels")}
+        return init, per_step
+
+    init, first = streams(0)
+    init_again, again = streams(0)
+    other_init, other = streams(1)
+    np.testing.assert_array_equal(init, init_again)
+    assert not np.array_equal(init, other_init)
+    for name, values in first.items():
+        assert len(set(values)) == len(values) == 4, (name, values)  # new at every step
+        assert values == again[name], name                            # the same seed repeats
+        assert values != other[name], name                            # another seed draws anew
