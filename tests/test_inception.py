@@ -4,6 +4,7 @@ scaling."""
 
 from __future__ import annotations
 
+import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,6 +21,7 @@ TIMM_INCEPTION_RESNET_V2 = 55_843_464
 KERAS_INCEPTION_RESNET_V2_TRAINABLE = 55_813_192
 
 
+@functools.lru_cache(maxsize=None)  # a full network takes seconds to trace: each layout once per session
 def abstract(**kw):
     return nnx.eval_shape(lambda: Inception(**kw, rngs=nnx.Rngs(0)))
 

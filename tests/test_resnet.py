@@ -153,13 +153,23 @@ CONV_CASES = [  # (height, width, kernel, stride, padding)
 ]
 
 
-@pytest.mark.parametrize("h, w, k, stride, padding", CONV_CASES)
+# Every dimension different (batch, height, width, kernel height and width, channels in and out,
+# the two strides): a transposed axis or kernel cannot pass. Inception's 1x7 / 7x1 are among them.
+RECTANGULAR_CASES = [  # (height, width, (kernel h, kernel w), (stride h, stride w), padding)
+    (9, 13, (1, 7), (1, 1), "SAME"), (13, 9, (7, 1), (1, 1), "SAME"), (11, 10, (3, 5), (2, 1), "VALID"),
+    (12, 7, (5, 2), (1, 3), ((2, 1), (0, 1))),
+]
+
+
+@pytest.mark.parametrize("h, w, k, stride, padding", CONV_CASES + RECTANGULAR_CASES)
 def test_canonical_conv_matches_lax_values_and_gradients(h, w, k, stride, padding):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    strides = (stride, stride) if isinstance(stride, int) else stride
     x = jax.random.normal(jax.random.key(0), (3, h, w, 5))
-    kernel = jax.random.normal(jax.random.key(1), (k, k, 5, 6))
+    kernel = jax.random.normal(jax.random.key(1), (kh, kw, 5, 6))
 
     def loss(x, kernel, fn):
-        y = fn(x, kernel, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        y = fn(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
                precision="highest")
         return (y ** 2).sum(), y
 
