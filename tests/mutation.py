@@ -27,10 +27,20 @@ WORK = ROOT / "local" / "mutation"
 BIN = Path(sys.executable).parent
 
 
+def _head(repo: Path) -> str:
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def _clone(into: Path) -> Path:
-    """A clone of the committed HEAD (mutants never touch the working tree); reused on resume."""
+    """A clone of the committed HEAD (mutants never touch the working tree); reused on resume,
+    with any mutant a killed run left in it undone first."""
     if not (into / ".git").exists():
         subprocess.run(["git", "clone", "-q", str(ROOT), str(into)], check=True)
+    subprocess.run(["git", "-C", str(into), "checkout", "-q", "--", "."], check=True)
+    if _head(into) != _head(ROOT):
+        print(f"note: resuming the sessions of commit {_head(into)[:7]}; HEAD is {_head(ROOT)[:7]} "
+              "(--fresh starts over from HEAD)", flush=True)
     return into
 
 
