@@ -246,3 +246,26 @@ def test_distinct_fraction_counts_repeated_sequences():
     tokens = jnp.array([[1, 2, 3], [1, 2, 3], [3, 2, 1], [1, 2, 4], [3, 2, 1], [0, 0, 0]])
     assert float(jax.jit(distinct_fraction)(tokens)) == pytest.approx(4 / 6)
     assert float(distinct_fraction(jnp.arange(12).reshape(4, 3))) == 1.0
+
+
+def test_pg_bleu_with_the_authors_settings_keeps_a_seeded_share_of_references_and_unsmoothed_bleu():
+    """The authors' pg_bleu.py (commit 4f1b717): ~40% of the real sequences as references (a fixed
+    draw), BLEU-3 without smoothing: a sample that misses an order entirely scores 0, not NaN."""
+    from experiments.seqgan.objectives import PolicyGradientBLEU
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 50, size=(1000, 8)).astype(np.int32)
+    pg = PolicyGradientBLEU(50, max_n=3, smoothing=0.0, rollouts=1, reference_fraction=0.4,
+                            train_split={"tokens": tokens})
+    again = PolicyGradientBLEU(50, max_n=3, smoothing=0.0, reference_fraction=0.4, train_split={"tokens": tokens})
+    other = PolicyGradientBLEU(50, max_n=3, smoothing=0.0, reference_fraction=0.4, reference_seed=1,
+                               train_split={"tokens": tokens})
+    assert 340 < pg.references < 460 and pg.references == again.references
+    kept = np.random.default_rng(0).random(1000) < 0.4
+    reward = pg.reward(jnp.asarray(tokens[:50]))
+    np.testing.assert_allclose(reward[kept[:50]], 1.0, rtol=1e-6)   # a reference scores 1
+    unseen = jnp.full((2, 8), 0, jnp.int32)                          # token 0 never occurs in the data
+    assert np.array_equal(pg.reward(unseen), [0.0, 0.0])
+    assert other.references != pg.references or not np.array_equal(other.reward(jnp.asarray(tokens[:50])), reward)
+    with pytest.raises(ValueError, match="reference_fraction=0"):
+        PolicyGradientBLEU(50, reference_fraction=0.0, train_split={"tokens": tokens})

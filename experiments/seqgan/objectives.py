@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from experiments.seqgan import bleu, sequence
@@ -125,11 +126,20 @@ class PolicyGradientBLEU:
     needs = ("train_split",)
 
     def __init__(self, vocab: int, max_n: int = 4, smoothing: float = 0.1, g_batch: int = 64,
-                 rollouts: int = 16, *, train_split: dict | None = None):
+                 rollouts: int = 16, reference_fraction: float = 1.0, reference_seed: int = 0, *,
+                 train_split: dict | None = None):
         if train_split is None:
             raise ValueError("PolicyGradientBLEU scores against the training sequences: build it "
                              "through repro.run.build_trainer, which passes train_split")
+        if not 0 < reference_fraction <= 1:
+            raise ValueError(f"objective.reference_fraction={reference_fraction}: the share of training "
+                             "sequences used as references, in (0, 1]")
         tokens = train_split["tokens"].reshape(len(train_split["tokens"]), -1)
+        # The authors' pg_bleu.py keeps each real sequence as a reference with probability 0.4.
+        if reference_fraction < 1:
+            keep = np.random.default_rng(reference_seed).random(len(tokens)) < reference_fraction
+            tokens = tokens[keep]
+        self.references = len(tokens)
         self.vocab, self.table = vocab, bleu.ngram_table(tokens, vocab, max_n)
         self.smoothing, self.g_batch, self.rollouts = smoothing, g_batch, rollouts
 
