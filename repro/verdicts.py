@@ -32,7 +32,8 @@ variants `a` and `b`, d = value(a) - value(b) (or value(a) alone without `b`); t
 `expect: lower` (or `higher`) than `than` (default 0) holds when the 95% t-interval of the mean
 of d lies on that side, is contradicted when it lies on the other, and is unresolved otherwise.
 `step_b` reads `b` at another step than `a` (e.g. two schedules compared after equal numbers of
-generator steps). One seed gives no interval: its sign alone is shown, marked as one run.
+generator steps). One seed gives no interval: its sign alone is shown, marked as one run (a
+difference of exactly `than` is on neither side: unresolved).
 """
 
 from __future__ import annotations
@@ -145,10 +146,10 @@ def check_claim(claim: dict, groups: dict[str, list[dict]]) -> dict:
         return {**row, "verdict": "not run"}
     than, lower = float(claim.get("than", 0.0)), claim["expect"] == "lower"
     mean, std, n = summarize(d)
-    if n < 2:
-        holds = (mean < than) == lower
-        return {**row, "mean": mean, "low": None, "high": None,
-                "verdict": ("holds" if holds else "contradicted") + " (one run, no interval)"}
+    if n < 2:  # the sign alone; exactly at `than` it is neither side
+        side = "holds" if (mean < than if lower else mean > than) else \
+            "contradicted" if (mean > than if lower else mean < than) else "unresolved"
+        return {**row, "mean": mean, "low": None, "high": None, "verdict": side + " (one run, no interval)"}
     half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)
     low, high = mean - half, mean + half
     if (high < than) if lower else (low > than):

@@ -55,8 +55,9 @@ def _session_config(module: dict, common: dict, clone: Path) -> str:
 
 
 def _mark_equivalent(session: Path, module: dict, clone: Path) -> int:
-    """Mark the config's equivalent mutants (operator + a piece of the mutated line) as skipped,
-    their reason as the output; how many were marked."""
+    """Mark the config's equivalent mutants as skipped, their reason as the output; how many were
+    marked. An entry names the operator, a piece of the source line it mutates and, where one line
+    has several mutants of that operator, which one (`nth`, from 0, in the line's order)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
@@ -64,17 +65,19 @@ def _mark_equivalent(session: Path, module: dict, clone: Path) -> int:
     marked = 0
     with use_db(str(session), WorkDB.Mode.open) as db:
         done = {job_id for job_id, _ in db.results}
-        for item in db.work_items:
-            if item.job_id in done:
-                continue
-            for spec in item.mutations:
-                line = lines[spec.start_pos[0] - 1]
-                for eq in module.get("equivalent", []):
-                    if spec.operator_name.endswith(eq["operator"]) and eq["line"] in line:
-                        db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED,
-                                                              output=f"equivalent: {eq['why']}"))
-                        marked += 1
-                        break
+        items = sorted(db.work_items, key=lambda item: item.mutations[0].occurrence)
+        for eq in module.get("equivalent", []):
+            hits = [item for item in items
+                    if item.mutations[0].operator_name.endswith(eq["operator"])
+                    and eq["line"] in lines[item.mutations[0].start_pos[0] - 1]]
+            if not hits:
+                raise SystemExit(f"error: the equivalent mutant {eq} of {CONFIG.name} matches nothing in "
+                                 f"{module['path']}: the line changed; update or drop the entry")
+            for item in hits if "nth" not in eq else hits[eq["nth"]:eq["nth"] + 1]:
+                if item.job_id not in done:
+                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED,
+                                                          output=f"equivalent: {eq['why']}"))
+                    marked += 1
     return marked
 
 

@@ -6,7 +6,7 @@ import statistics
 import pytest
 
 from repro import render
-from repro.verdicts import check_claim, counts_as_within, judge, smallest_gap, tolerance, value_of
+from repro.verdicts import check_claim, counts_as_within, judge, smallest_gap, summarize, tolerance, value_of
 
 
 def run(seed, **history_at_steps):
@@ -107,6 +107,18 @@ def test_claims_hold_are_contradicted_or_stay_unresolved_by_their_interval():
     assert held["high"] - held["mean"] == pytest.approx(4.302653 * 0.05 / math.sqrt(3), rel=1e-5)
 
 
+def test_fact_and_timing_rows_read_numbers_only_never_flags_or_text():
+    result = {"history": [], "facts": {"parameters": 177814, "flops_per_example": 9.3e6, "sharded": True,
+                                       "name": "x"}, "timing": {"steps_per_second": 0.64}}
+    assert value_of(result, {"metric": "facts/parameters"}) == 177814.0
+    assert value_of(result, {"metric": "facts/flops_per_example"}) == 9.3e6
+    assert value_of(result, {"metric": "timing/steps_per_second"}) == 0.64
+    assert value_of(result, {"metric": "facts/sharded"}) is None   # a flag is not a number
+    assert value_of(result, {"metric": "facts/name"}) is None
+    assert value_of(result, {"metric": "facts/missing"}) is None
+    assert value_of({"history": []}, {"metric": "timing/steps_per_second"}) is None  # no block at all
+
+
 def test_steps_to_ignores_records_without_the_metric_and_nearest_step_reads_the_nearest():
     # Train-only records (no test metric) sit between evaluations: they never "reach" a threshold.
     r = {"seed": 0, "history": [{"step": 5, "loss": 1.0}, {"step": 10, "acc": 0.5},
@@ -147,3 +159,68 @@ def test_final_values_flatten_lists_and_skip_the_step_and_flags():
     ref = [{"seed": 0, **result}, {"seed": 1, "final": {"acc": 0.8}}]
     local = [{"seed": 1, "final": {"acc": 0.8, "only_here": 1.0}}]
     assert final_metrics_versus_reference(ref, local) == [("acc", "bitwise equal", False)]
+
+
+def test_within_at_the_exact_tolerance_survives_float_rounding_at_any_scale():
+    # 0.55 - 0.3 is 0.25000000000000006 in floats: the rule's 1e-12 (relative above 1) keeps it within.
+    assert judge({"value": 0.3, "floor": 0.25}, [0.55])["within"]
+    big = judge({"value": 1000.3, "floor": 0.1}, [1000.4])  # 1000.4 - 1000.3 = 0.10000000000002274
+    assert big["diff"] - 0.1 > 1e-14 and big["within"]       # rounding at scale 1000, absorbed
+    assert not judge({"value": 0.3, "floor": 0.25}, [0.5500001])["within"]  # a real excess is not
+    assert judge({"value": 0.0, "floor": 0.3}, [0.1 + 0.2])["within"]  # 0.30000000000000004: absolute 1e-12 below 1
+
+
+def test_the_seed_spread_counts_from_two_seeds_and_one_seed_has_none():
+    row = {"floor": 0.0}
+    assert tolerance(row, 0.1, 2) == pytest.approx(2 * math.sqrt(0.01 / 2))  # two seeds: their spread
+    assert tolerance(row, 0.1, 1) == 0.0                                     # one seed: no spread, whatever is passed
+    assert tolerance({"floor": 0.05}, float("nan"), 3) == 0.05
+    assert tolerance({"floor": 0.3}, float("nan"), 0) == 0.3                 # no seeds: the floor
+    assert summarize([1.0, 3.0]) == (2.0, math.sqrt(2.0), 2)                 # the std of two values
+    assert math.isnan(summarize([1.0])[1])
+    # A log row may have values and a paper value between 0 and 1 (only <= 0 is refused).
+    assert judge({"value": 0.5, "floor": 0.3, "scale": "log"}, [0.4])["within"]
+
+
+def test_claims_at_the_edges_of_their_interval_and_with_two_seeds():
+    def groups(diffs):
+        return {"A": [run(s, m={1: d}) for s, d in enumerate(diffs)], "B": []}
+
+    lower = {"a": "A", "metric": "m", "expect": "lower"}
+    higher = {**lower, "expect": "higher"}
+    two = check_claim(lower, groups([-1.0, -1.2]))
+    assert two["low"] is not None and "one run" not in two["verdict"]        # two seeds give an interval
+    # Exactly at an end of the interval is not beyond it: unresolved, on every side.
+    base = check_claim(lower, groups([-1.0, -1.2, -0.9]))
+    for claim, than in ((lower, base["high"]), (lower, base["low"]), (higher, base["low"]), (higher, base["high"])):
+        assert check_claim({**claim, "than": than}, groups([-1.0, -1.2, -0.9]))["verdict"] == "unresolved"
+    # The "higher" side: holds above, contradicted below, unresolved across.
+    assert check_claim(higher, groups([1.0, 1.2, 0.9]))["verdict"] == "holds"
+    assert check_claim(higher, groups([-1.0, -1.2, -0.9]))["verdict"] == "contradicted"
+    assert check_claim(higher, groups([-1.0, 1.2, 0.1]))["verdict"] == "unresolved"
+    # One run: its sign; exactly at `than`, neither side.
+    assert check_claim({**higher, "than": 0.5}, groups([0.5]))["verdict"] == "unresolved (one run, no interval)"
+    assert check_claim({**lower, "than": 0.5}, groups([0.5]))["verdict"] == "unresolved (one run, no interval)"
+    assert check_claim(lower, groups([0.5]))["verdict"] == "contradicted (one run, no interval)"
+    assert check_claim(higher, groups([0.5]))["verdict"] == "holds (one run, no interval)"
+
+
+def test_the_reference_comparison_at_its_edges():
+    from repro.verdicts import versus_reference
+
+    def text(ref, loc):
+        return versus_reference(dict(enumerate(ref)), dict(enumerate(loc)))[0]
+
+    # A difference of means exactly at 2 standard errors (10/3 both, in floats) is within.
+    assert text([0, 0, 2], [1, 5, 6]) == "within seed spread (means +3.333, 2 s.e. 3.33)"
+    # Two seeds on one side are a spread: no "no spread" verdict unless both sides have one seed.
+    assert text([1.0, 1.2], [1.1]).startswith("within seed spread")
+    assert text([1.1], [1.0, 1.2]).startswith("within seed spread")
+    # One side with one seed borrows the other side's spread (exact bounds).
+    s = statistics.stdev([1.5, 1.6, 1.4])
+    assert text([1.0], [1.5, 1.6, 1.4]) == f"**differs** by up to 0.5 (means +0.5, 2 s.e. {2 * math.sqrt(s**2 + s**2 / 3):.3g})"
+    s_ref, s_loc = statistics.stdev([1.0, 1.3]), statistics.stdev([1.0, 1.1, 0.9])
+    assert text([1.0, 1.3], [1.0, 1.1, 0.9]).endswith(f"2 s.e. {2 * math.sqrt(s_ref**2 / 2 + s_loc**2 / 3):.3g})")
+    assert text([1.0, 1.1, 0.9], [1.0, 1.3]).endswith(f"2 s.e. {2 * math.sqrt(s_loc**2 / 3 + s_ref**2 / 2):.3g})")
+    # No seed in common: the largest difference is that of the means.
+    assert versus_reference({0: 1.0, 1: 1.2}, {5: 3.0, 6: 3.2})[0].startswith("**differs** by up to 2 (means +2,")
