@@ -244,7 +244,8 @@ def promote(spec: dict) -> None:
     clashes = [f.name for f in files if (target / f.name).exists()]
     if clashes:
         raise SystemExit(f"error: results/{spec['experiment']}/ already holds {clashes}, with other "
-                         "contents: remove them first if these runs should replace them (git keeps the old ones)")
+                         "contents: remove them first if these runs should replace them (git keeps the "
+                         "old ones)")
     problems = promotion_problems(files, target)
     if problems:
         raise SystemExit("error: nothing was promoted:\n  " + "\n  ".join(problems))

@@ -118,7 +118,7 @@ class OptimConfig:
     b1: float | None = optional()             # adam (null: 0.9)
     b2: float | None = optional()             # adam (null: 0.999)
     decay: float | None = optional()          # rmsprop: the squared gradients' moving average (null: 0.9)
-    eps: float | None = optional()            # rmsprop: added inside the square root, as TensorFlow's (null: 1e-8)
+    eps: float | None = optional()            # rmsprop: inside the square root, as TensorFlow's (null: 1e-8)
     warmup_steps: int | None = optional()     # constant warmup_lr before this step (null: none)
     warmup_lr: float | None = optional()
     weight_decay_mask: DecayMask | None = optional()  # null: kernels

@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         counts, survivors = run_module(module, common, execute=not args.report_only)
         judged = counts["killed"] + counts["survived"]
         rate = f"{counts['killed'] / judged:.0%}" if judged else "–"
-        lines.append(f"| {module['path']} | {counts['killed']} | {counts['survived']} | {counts['equivalent']} "
-                     f"| {counts['incompetent']} | {counts['pending']} | {rate} |")
+        cells = [counts[k] for k in ("killed", "survived", "equivalent", "incompetent", "pending")]
+        lines.append(f"| {module['path']} | {' | '.join(map(str, cells))} | {rate} |")
         details += [f"## Survivors in {module['path']}", "", *survivors, ""] if survivors else []
     report = "\n".join(lines + ["", *details])
     (WORK / "report.md").write_text(report)

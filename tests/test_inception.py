@@ -5,6 +5,7 @@ scaling."""
 from __future__ import annotations
 
 import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from flax import nnx
 
 from repro.facts import parameter_count
-from repro.models.inception import Inception, ResidualBlock, RESIDUAL, layer
+from repro.models.inception import RESIDUAL, Inception, ResidualBlock, layer
 
 # Counts of independent implementations built without weights (experiments/inception_v4/crosscheck.py):
 # timm 1.0.31 (PyTorch; BN learns scale and offset) and Keras 3.15.1 (trainable weights; BN offset only).
@@ -21,7 +22,7 @@ TIMM_INCEPTION_RESNET_V2 = 55_843_464
 KERAS_INCEPTION_RESNET_V2_TRAINABLE = 55_813_192
 
 
-@functools.lru_cache(maxsize=None)  # a full network takes seconds to trace: each layout once per session
+@functools.cache  # a full network takes seconds to trace: each layout once per session
 def abstract(**kw):
     return nnx.eval_shape(lambda: Inception(**kw, rngs=nnx.Rngs(0)))
 
@@ -39,7 +40,8 @@ def shapes_through(model, size=299, channels=3):
 
 
 def test_the_figures_notation_parses_and_a_typo_is_refused():
-    assert layer("3x3/2 384 V") == {"kind": "conv", "kernel": (3, 3), "stride": 2, "out": 384, "padding": "VALID"}
+    assert layer("3x3/2 384 V") == {"kind": "conv", "kernel": (3, 3), "stride": 2, "out": 384,
+                                    "padding": "VALID"}
     assert layer("1x7 224") == {"kind": "conv", "kernel": (1, 7), "stride": 1, "out": 224, "padding": "SAME"}
     assert layer("max 3/2 V") == {"kind": "max", "size": 3, "stride": 2, "padding": "VALID"}
     assert layer("avg 3") == {"kind": "avg", "size": 3, "stride": 1, "padding": "SAME"}
@@ -59,7 +61,8 @@ def test_every_stage_has_the_shape_the_figures_annotate():
     v1 = shapes_through(abstract(version="resnet_v1"))
     # Figure 14's stem to 35x35x256; Reduction-A (k, l, m, n = 192, 192, 256, 384) to 17x17x896;
     # Reduction-B (Figure 12) to 8x8x1792 (Figure 15's 1792 before pooling).
-    assert v1[0] == (35, 35, 256) and v1[6] == (17, 17, 896) and v1[17] == (8, 8, 1792) and v1[-1] == (8, 8, 1792)
+    assert v1[0] == (35, 35, 256) and v1[6] == (17, 17, 896)
+    assert v1[17] == (8, 8, 1792) and v1[-1] == (8, 8, 1792)
     released = shapes_through(abstract(version="resnet_v2", layout="released"))
     assert released[1] == (35, 35, 320) and released[12] == (17, 17, 1088)
     assert released[33] == (8, 8, 2080) and released[-1] == (8, 8, 1536)
@@ -71,7 +74,8 @@ def test_parameter_counts_equal_the_independent_implementations_exactly():
 
     assert count(version="v4") == TIMM_INCEPTION_V4
     assert count(version="resnet_v2", layout="released") == TIMM_INCEPTION_RESNET_V2
-    assert count(version="resnet_v2", layout="released", bn_scale=False) == KERAS_INCEPTION_RESNET_V2_TRAINABLE
+    keras = count(version="resnet_v2", layout="released", bn_scale=False)
+    assert keras == KERAS_INCEPTION_RESNET_V2_TRAINABLE
 
 
 def test_a_residual_scale_of_zero_makes_a_residual_block_the_identity_on_its_relu_input():
@@ -109,11 +113,13 @@ def test_the_papers_optimizer_adds_epsilon_inside_the_root_and_decays_by_steps()
 
     cfg = compose(["experiment=inception_v4"]).optim
     schedule = make_schedule(cfg)
-    assert float(schedule(1874)) == pytest.approx(0.045) and float(schedule(1875)) == pytest.approx(0.045 * 0.94)
+    assert float(schedule(1874)) == pytest.approx(0.045)
+    assert float(schedule(1875)) == pytest.approx(0.045 * 0.94)
     assert float(schedule(3750)) == pytest.approx(0.045 * 0.94 ** 2)
     params = {"w": jnp.zeros(3)}
     grad = {"w": jnp.array([0.5, -2.0, 10.0])}
     tx = make_optimizer(cfg)
     update, _ = tx.update(grad, tx.init(params), params)
     # TensorFlow's RMSProp: lr * g / sqrt(0.1 g^2 + epsilon), epsilon = 1.0 (section 4)
-    np.testing.assert_allclose(update["w"], -0.045 * grad["w"] / jnp.sqrt(0.1 * grad["w"] ** 2 + 1.0), rtol=1e-6)
+    expected = -0.045 * grad["w"] / jnp.sqrt(0.1 * grad["w"] ** 2 + 1.0)
+    np.testing.assert_allclose(update["w"], expected, rtol=1e-6)

@@ -257,7 +257,8 @@ def test_pg_bleu_with_the_authors_settings_keeps_a_seeded_share_of_references_an
     tokens = rng.integers(1, 50, size=(1000, 8)).astype(np.int32)
     pg = PolicyGradientBLEU(50, max_n=3, smoothing=0.0, rollouts=1, reference_fraction=0.4,
                             train_split={"tokens": tokens})
-    again = PolicyGradientBLEU(50, max_n=3, smoothing=0.0, reference_fraction=0.4, train_split={"tokens": tokens})
+    again = PolicyGradientBLEU(50, max_n=3, smoothing=0.0, reference_fraction=0.4,
+                               train_split={"tokens": tokens})
     other = PolicyGradientBLEU(50, max_n=3, smoothing=0.0, reference_fraction=0.4, reference_seed=1,
                                train_split={"tokens": tokens})
     assert 340 < pg.references < 460 and pg.references == again.references
@@ -266,6 +267,7 @@ def test_pg_bleu_with_the_authors_settings_keeps_a_seeded_share_of_references_an
     np.testing.assert_allclose(reward[kept[:50]], 1.0, rtol=1e-6)   # a reference scores 1
     unseen = jnp.full((2, 8), 0, jnp.int32)                          # token 0 never occurs in the data
     assert np.array_equal(pg.reward(unseen), [0.0, 0.0])
-    assert other.references != pg.references or not np.array_equal(other.reward(jnp.asarray(tokens[:50])), reward)
+    other_reward = other.reward(jnp.asarray(tokens[:50]))
+    assert other.references != pg.references or not np.array_equal(other_reward, reward)
     with pytest.raises(ValueError, match="reference_fraction=0"):
         PolicyGradientBLEU(50, reference_fraction=0.0, train_split={"tokens": tokens})

@@ -25,8 +25,8 @@ def test_within_is_exactly_the_difference_against_a_tolerance_at_least_the_floor
     assert verdict["within"] == (abs(verdict["diff"]) <= verdict["tolerance"] + 1e-12 * max(1.0, abs(paper)))
     # Reflected about the paper's value, the same values are judged the same.
     mirrored = judge(row, [2 * paper - v for v in vals])
-    assert mirrored["within"] == verdict["within"] and math.isclose(mirrored["tolerance"], verdict["tolerance"],
-                                                                   rel_tol=1e-9, abs_tol=1e-9)
+    assert mirrored["within"] == verdict["within"]
+    assert math.isclose(mirrored["tolerance"], verdict["tolerance"], rel_tol=1e-9, abs_tol=1e-9)
 
 
 @FAST
@@ -46,12 +46,14 @@ def test_more_seeds_never_widen_the_tolerance_of_the_same_spread(std, n):
 
 
 @FAST
-@given(st.lists(st.tuples(finite, finite), min_size=2, max_size=6), finite, st.sampled_from(["lower", "higher"]))
+@given(st.lists(st.tuples(finite, finite), min_size=2, max_size=6), finite,
+       st.sampled_from(["lower", "higher"]))
 def test_a_claim_reads_the_same_with_its_sides_swapped_and_its_expectation_reversed(pairs, shift, expect):
     groups = {"A": [{"seed": s, "history": [{"step": 1, "m": a}]} for s, (a, _) in enumerate(pairs)],
               "B": [{"seed": s, "history": [{"step": 1, "m": b}]} for s, (_, b) in enumerate(pairs)]}
     claim = {"a": "A", "b": "B", "metric": "m", "expect": expect, "than": shift}
-    swapped = {**claim, "a": "B", "b": "A", "expect": "higher" if expect == "lower" else "lower", "than": -shift}
+    reverse = "higher" if expect == "lower" else "lower"
+    swapped = {**claim, "a": "B", "b": "A", "expect": reverse, "than": -shift}
     assert check_claim(claim, groups)["verdict"] == check_claim(swapped, groups)["verdict"]
 
 

@@ -63,7 +63,8 @@ def test_a_tolerance_as_wide_as_the_gap_does_not_discriminate_and_its_within_doe
     assert edge["discriminates"] is False and edge["within"] and not counts_as_within(edge)
     assert judge(row, [1.05])["discriminates"] is None and counts_as_within(judge(row, [1.05]))
     outside = {**row, **judge(row, [1.5], gap=0.05)}
-    assert render.within_text(outside) == "**no**; does not discriminate (tolerance ≥ the paper's smallest gap, 0.0500)"
+    assert render.within_text(outside) == (
+        "**no**; does not discriminate (tolerance ≥ the paper's smallest gap, 0.0500)")
     assert render.within_text({**row, **edge, "digits": 2}).startswith("does not discriminate (")
     assert render.within_text({**row, **narrow}) == "yes"
 
@@ -125,7 +126,8 @@ def test_steps_to_ignores_records_without_the_metric_and_nearest_step_reads_the_
                                 {"step": 15, "loss": 0.5}, {"step": 20, "acc": 0.9}]}
     assert value_of(r, {"metric": "acc", "steps_to": 0.8}) == 20.0
     assert value_of(r, {"metric": "acc", "steps_to": 0.5}) == 10.0  # reaching it exactly counts
-    assert value_of(r, {"metric": "acc", "step": 14}) == 0.5 and value_of(r, {"metric": "acc", "step": 16}) == 0.9
+    assert value_of(r, {"metric": "acc", "step": 14}) == 0.5
+    assert value_of(r, {"metric": "acc", "step": 16}) == 0.9
     assert value_of(r, {"metric": "missing", "step": None}) is None
 
 
@@ -143,10 +145,12 @@ def test_this_machine_is_compared_with_the_reference_seed_for_seed_not_by_member
     bound = 2 * math.sqrt(0.1**2 / 3 + statistics.stdev([1.5, 1.7, 1.4]) ** 2 / 3)
     assert differs and text == f"**differs** by up to 0.6 (means +0.5333, 2 s.e. {bound:.3g})"
     # One seed on each side: no spread to judge by, the difference named.
-    assert versus_reference({0: 1.0}, {0: 1.25}) == ("no spread to judge by (one seed each; differs by 0.25)", False)
+    assert versus_reference({0: 1.0}, {0: 1.25}) == (
+        "no spread to judge by (one seed each; differs by 0.25)", False)
     # One seed here, three in the reference: the reference's spread stands in for ours.
     text, differs = versus_reference({0: 1.0, 1: 1.1, 2: 0.9}, {0: 1.05})
-    assert text == f"within seed spread (means +0.05, 2 s.e. {2 * math.sqrt(0.01 / 3 + 0.01 / 1):.3g})" and not differs
+    bound = 2 * math.sqrt(0.01 / 3 + 0.01 / 1)
+    assert text == f"within seed spread (means +0.05, 2 s.e. {bound:.3g})" and not differs
     assert versus_reference({0: 1.0}, {}) == ("not run here", False)
     assert versus_reference({}, {0: 1.0}) == ("no reference", False)
 
@@ -167,13 +171,14 @@ def test_within_at_the_exact_tolerance_survives_float_rounding_at_any_scale():
     big = judge({"value": 1000.3, "floor": 0.1}, [1000.4])  # 1000.4 - 1000.3 = 0.10000000000002274
     assert big["diff"] - 0.1 > 1e-14 and big["within"]       # rounding at scale 1000, absorbed
     assert not judge({"value": 0.3, "floor": 0.25}, [0.5500001])["within"]  # a real excess is not
-    assert judge({"value": 0.0, "floor": 0.3}, [0.1 + 0.2])["within"]  # 0.30000000000000004: absolute 1e-12 below 1
+    # 0.30000000000000004: an absolute 1e-12 below 1
+    assert judge({"value": 0.0, "floor": 0.3}, [0.1 + 0.2])["within"]
 
 
 def test_the_seed_spread_counts_from_two_seeds_and_one_seed_has_none():
     row = {"floor": 0.0}
     assert tolerance(row, 0.1, 2) == pytest.approx(2 * math.sqrt(0.01 / 2))  # two seeds: their spread
-    assert tolerance(row, 0.1, 1) == 0.0                                     # one seed: no spread, whatever is passed
+    assert tolerance(row, 0.1, 1) == 0.0   # one seed: no spread, whatever is passed
     assert tolerance({"floor": 0.05}, float("nan"), 3) == 0.05
     assert tolerance({"floor": 0.3}, float("nan"), 0) == 0.3                 # no seeds: the floor
     assert summarize([1.0, 3.0]) == (2.0, math.sqrt(2.0), 2)                 # the std of two values
@@ -192,17 +197,20 @@ def test_claims_at_the_edges_of_their_interval_and_with_two_seeds():
     assert two["low"] is not None and "one run" not in two["verdict"]        # two seeds give an interval
     # Exactly at an end of the interval is not beyond it: unresolved, on every side.
     base = check_claim(lower, groups([-1.0, -1.2, -0.9]))
-    for claim, than in ((lower, base["high"]), (lower, base["low"]), (higher, base["low"]), (higher, base["high"])):
+    ends = ((lower, base["high"]), (lower, base["low"]), (higher, base["low"]), (higher, base["high"]))
+    for claim, than in ends:
         assert check_claim({**claim, "than": than}, groups([-1.0, -1.2, -0.9]))["verdict"] == "unresolved"
     # The "higher" side: holds above, contradicted below, unresolved across.
     assert check_claim(higher, groups([1.0, 1.2, 0.9]))["verdict"] == "holds"
     assert check_claim(higher, groups([-1.0, -1.2, -0.9]))["verdict"] == "contradicted"
     assert check_claim(higher, groups([-1.0, 1.2, 0.1]))["verdict"] == "unresolved"
     # One run: its sign; exactly at `than`, neither side.
-    assert check_claim({**higher, "than": 0.5}, groups([0.5]))["verdict"] == "unresolved (one run, no interval)"
-    assert check_claim({**lower, "than": 0.5}, groups([0.5]))["verdict"] == "unresolved (one run, no interval)"
+    at = "unresolved (one run, no interval)"
+    assert check_claim({**higher, "than": 0.5}, groups([0.5]))["verdict"] == at
+    assert check_claim({**lower, "than": 0.5}, groups([0.5]))["verdict"] == at
     assert check_claim(lower, groups([0.5]))["verdict"] == "contradicted (one run, no interval)"
     assert check_claim(higher, groups([0.5]))["verdict"] == "holds (one run, no interval)"
+    assert check_claim(higher, groups([-0.5]))["verdict"] == "contradicted (one run, no interval)"
 
 
 def test_the_reference_comparison_at_its_edges():
@@ -218,9 +226,12 @@ def test_the_reference_comparison_at_its_edges():
     assert text([1.1], [1.0, 1.2]).startswith("within seed spread")
     # One side with one seed borrows the other side's spread (exact bounds).
     s = statistics.stdev([1.5, 1.6, 1.4])
-    assert text([1.0], [1.5, 1.6, 1.4]) == f"**differs** by up to 0.5 (means +0.5, 2 s.e. {2 * math.sqrt(s**2 + s**2 / 3):.3g})"
+    bound = 2 * math.sqrt(s**2 + s**2 / 3)
+    assert text([1.0], [1.5, 1.6, 1.4]) == f"**differs** by up to 0.5 (means +0.5, 2 s.e. {bound:.3g})"
     s_ref, s_loc = statistics.stdev([1.0, 1.3]), statistics.stdev([1.0, 1.1, 0.9])
-    assert text([1.0, 1.3], [1.0, 1.1, 0.9]).endswith(f"2 s.e. {2 * math.sqrt(s_ref**2 / 2 + s_loc**2 / 3):.3g})")
-    assert text([1.0, 1.1, 0.9], [1.0, 1.3]).endswith(f"2 s.e. {2 * math.sqrt(s_loc**2 / 3 + s_ref**2 / 2):.3g})")
+    bound = 2 * math.sqrt(s_ref**2 / 2 + s_loc**2 / 3)
+    assert text([1.0, 1.3], [1.0, 1.1, 0.9]).endswith(f"2 s.e. {bound:.3g})")
+    assert text([1.0, 1.1, 0.9], [1.0, 1.3]).endswith(f"2 s.e. {bound:.3g})")
     # No seed in common: the largest difference is that of the means.
-    assert versus_reference({0: 1.0, 1: 1.2}, {5: 3.0, 6: 3.2})[0].startswith("**differs** by up to 2 (means +2,")
+    disjoint = versus_reference({0: 1.0, 1: 1.2}, {5: 3.0, 6: 3.2})[0]
+    assert disjoint.startswith("**differs** by up to 2 (means +2,")

@@ -66,7 +66,8 @@ def our_count(**kw) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--venv", type=Path, default=Path.home() / ".cache" / "repro" / "inception-crosscheck",
+    default = Path.home() / ".cache" / "repro" / "inception-crosscheck"
+    parser.add_argument("--venv", type=Path, default=default,
                         help="the reference implementations' environment (created on demand, ~6 GB)")
     args = parser.parse_args()
     theirs = reference_counts(args.venv)
@@ -75,7 +76,8 @@ def main() -> None:
         layout = next(kw for key, kw in OURS.items() if key in name.split()[2])
         ours = our_count(**layout)
         mismatches += ours != count
-        print(f"{name:55s} {count:>12,d}   ours {layout}: {ours:>12,d}   {'equal' if ours == count else 'DIFFERS'}")
+        verdict = "equal" if ours == count else "DIFFERS"
+        print(f"{name:55s} {count:>12,d}   ours {layout}: {ours:>12,d}   {verdict}")
     if mismatches:
         raise SystemExit(f"error: {mismatches} parameter count(s) differ from the reference implementations")
 

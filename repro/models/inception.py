@@ -60,7 +60,8 @@ STEM_SMALL = [  # not the paper's: for 28x28 digits, 28x28 -> 13x13 (then 6x6 an
     [["3x3 32", "3x3 32", "3x3/2 64 V"]],
 ]
 
-INCEPTION_A = [["avg 3", "1x1 96"], ["1x1 96"], ["1x1 64", "3x3 96"], ["1x1 64", "3x3 96", "3x3 96"]]  # Fig. 4
+INCEPTION_A = [["avg 3", "1x1 96"], ["1x1 96"], ["1x1 64", "3x3 96"],                              # Fig. 4
+               ["1x1 64", "3x3 96", "3x3 96"]]
 INCEPTION_B = [["avg 3", "1x1 128"], ["1x1 384"], ["1x1 192", "1x7 224", "7x1 256"],                # Fig. 5
                ["1x1 192", "1x7 192", "7x1 224", "1x7 224", "7x1 256"]]
 INCEPTION_C = [["avg 3", "1x1 256"], ["1x1 256"], ["1x1 384", (["1x3 256"], ["3x1 256"])],          # Fig. 6
@@ -111,7 +112,8 @@ class ConvBN(nnx.Module):
         self.stride, self.padding = spec["stride"], spec["padding"]
         self.conv = Conv(cin, spec["out"], spec["kernel"], strides=(self.stride,) * 2,
                          padding=self.padding, use_bias=False, rngs=rngs)
-        self.bn = nnx.BatchNorm(spec["out"], momentum=bn_momentum, epsilon=1e-3, use_scale=bn_scale, rngs=rngs)
+        self.bn = nnx.BatchNorm(spec["out"], momentum=bn_momentum, epsilon=1e-3, use_scale=bn_scale,
+                                rngs=rngs)
 
     def __call__(self, x, train: bool):
         return jax.nn.relu(self.bn(self.conv(x), use_running_average=not train))
@@ -133,12 +135,13 @@ class Pool(nnx.Module):
 class Branch(nnx.Module):
     """Layers in sequence; a tuple of branches as the last item forks into them (concatenated)."""
 
-    def __init__(self, items: list, cin: int, *, bn_scale: bool, width: float = 1.0, bn_momentum: float = 0.9997,
-                 rngs: nnx.Rngs):
+    def __init__(self, items: list, cin: int, *, bn_scale: bool, width: float = 1.0,
+                 bn_momentum: float = 0.9997, rngs: nnx.Rngs):
         layers, fork = [], None
         for item in items:
             if isinstance(item, tuple):
-                fork = Concat(list(item), cin, bn_scale=bn_scale, width=width, bn_momentum=bn_momentum, rngs=rngs)
+                fork = Concat(list(item), cin, bn_scale=bn_scale, width=width, bn_momentum=bn_momentum,
+                              rngs=rngs)
                 cin = fork.out
                 continue
             spec = layer(item)
@@ -159,10 +162,10 @@ class Branch(nnx.Module):
 class Concat(nnx.Module):
     """Branches side by side, concatenated on channels (a pooling branch keeps its input's width)."""
 
-    def __init__(self, branches: list, cin: int, *, bn_scale: bool, width: float = 1.0, bn_momentum: float = 0.9997,
-                 rngs: nnx.Rngs):
-        self.branches = nnx.List([Branch(b, cin, bn_scale=bn_scale, width=width, bn_momentum=bn_momentum, rngs=rngs)
-                                  for b in branches])
+    def __init__(self, branches: list, cin: int, *, bn_scale: bool, width: float = 1.0,
+                 bn_momentum: float = 0.9997, rngs: nnx.Rngs):
+        kw = dict(bn_scale=bn_scale, width=width, bn_momentum=bn_momentum, rngs=rngs)
+        self.branches = nnx.List([Branch(b, cin, **kw) for b in branches])
         self.out = sum(b.out for b in self.branches)
 
     def __call__(self, x, train: bool):
@@ -176,7 +179,8 @@ class ResidualBlock(nnx.Module):
 
     def __init__(self, branches: list, cin: int, scale: float, activate: bool = True, residual: bool = True,
                  *, bn_scale: bool, width: float = 1.0, bn_momentum: float = 0.9997, rngs: nnx.Rngs):
-        self.branches = Concat(branches, cin, bn_scale=bn_scale, width=width, bn_momentum=bn_momentum, rngs=rngs)
+        self.branches = Concat(branches, cin, bn_scale=bn_scale, width=width, bn_momentum=bn_momentum,
+                               rngs=rngs)
         self.project = Conv(self.branches.out, cin, (1, 1), use_bias=True, rngs=rngs)
         self.scale, self.activate, self.residual, self.out = scale, activate, residual, cin
 
@@ -191,8 +195,8 @@ class Inception(nnx.Module):
     average pooling, dropout (keep 0.8, the paper's) and a dense layer on top. `repeats` overrides
     the blocks per stage (A, B, C); `residual_scale` scales every residual branch; `residual=False`
     removes the residual nets' shortcuts; `bn_momentum` is the moving averages' decay (0.9997 in the
-    released model, for long training: short runs need less). A scaled-down network for small images: `stem: small`
-    (28x28 input) and `width` multiplying every filter count of the figures."""
+    released model, for long training: short runs need less). A scaled-down network for small
+    images: `stem: small` (28x28 input) and `width` multiplying every filter count of the figures."""
 
     def __init__(self, version: str = "v4", layout: str = "paper", num_classes: int = 1000,
                  residual_scale: float | tuple[float, float, float] = (0.17, 0.1, 0.2),
@@ -205,7 +209,8 @@ class Inception(nnx.Module):
             raise ValueError(f"model.layout={layout!r}: 'paper' for every version, 'released' only "
                              "for resnet_v2 (the authors' released TF-slim layout)")
         if stem not in STEMS or not 0 < width <= 4:
-            raise ValueError(f"model.stem={stem!r} (use one of {STEMS}), model.width={width} (use 0 < width <= 4)")
+            raise ValueError(f"model.stem={stem!r} (use one of {STEMS}), model.width={width} "
+                             "(use 0 < width <= 4)")
         released = layout == "released"
         repeats = tuple(repeats or REPEATS["released" if released else version])
         scales = (residual_scale,) * 3 if isinstance(residual_scale, int | float) else tuple(residual_scale)
@@ -216,8 +221,8 @@ class Inception(nnx.Module):
         for branches in stem_blocks:
             stages.append(Concat(branches, cin, **kw))
             cin = stages[-1].out
-        k, l, m, n = REDUCTION_A[version]
-        reductions = ([["max 3/2 V"], [f"3x3/2 {n} V"], [f"1x1 {k}", f"3x3 {l}", f"3x3/2 {m} V"]],
+        k, l_, m, n = REDUCTION_A[version]  # the paper's k, l, m, n
+        reductions = ([["max 3/2 V"], [f"3x3/2 {n} V"], [f"1x1 {k}", f"3x3 {l_}", f"3x3/2 {m} V"]],
                       REDUCTION_B_V4 if version == "v4" else REDUCTION_B_RESNET[version])
         for stage, (count, scale) in enumerate(zip(repeats, scales, strict=True)):
             for i in range(count):
