@@ -44,7 +44,7 @@ def _clone(into: Path) -> Path:
     return into
 
 
-def _session_config(module: dict, common: dict, clone: Path) -> str:
+def _session_config(module: dict, common: dict) -> str:
     tests = " ".join(module["tests"])
     quoted = ", ".join(f'"{p}"' for p in common.get("exclude-operators", []))
     return (f'[cosmic-ray]\nmodule-path = "{module["path"]}"\ntimeout = {module.get("timeout", 300.0)}\n'
@@ -112,7 +112,7 @@ def run_module(module: dict, common: dict, execute: bool = True) -> tuple[dict, 
     clone = _clone(WORK / "clone")
     config = WORK / f"{name}.toml"
     session = WORK / f"{name}.sqlite"
-    config.write_text(_session_config(module, common, clone))
+    config.write_text(_session_config(module, common))
     if not session.exists():
         subprocess.run([BIN / "cosmic-ray", "init", str(config), str(session)], cwd=clone, check=True)
         subprocess.run([BIN / "cr-filter-operators", str(session), str(config)], cwd=clone, check=True)

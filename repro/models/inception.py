@@ -243,7 +243,6 @@ class Inception(nnx.Module):
         self.stages = nnx.List(stages)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.head = nnx.Linear(cin, num_classes, rngs=rngs)
-        self.features = cin
 
     def __call__(self, x, train: bool = False, rngs: nnx.Rngs | None = None):
         for stage in self.stages:
