@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import needs_real_mnist
+from conftest import REAL_DATA, needs_real_mnist
 
 from experiments.facenet_mnist import triplets, verification
 from experiments.facenet_mnist.identities import IdentityPhotos, identity_photos
@@ -141,6 +141,35 @@ def test_a_perfect_embedding_verifies_perfectly_and_the_pairs_are_fixed():
         verification.Verification(different=500)
 
 
+def test_the_roc_passes_through_verification_and_a_perfect_embedding_is_perfect_everywhere():
+    labels = np.repeat(np.arange(40), 5)
+    rng = np.random.default_rng(3)
+    e = rng.normal(size=(40, 8))[labels] + 0.1 * np.sqrt(8) * rng.normal(size=(200, 8))  # VAL ~0.9
+    curves = verification.HeldOutCurves(different=5000, show=6).compute({"embedding": e}, {"label": labels})
+    at = verification.FAR_GRID.index(1e-3)
+    plain = verification.Verification(different=5000).compute({"embedding": e}, {"label": labels})
+    assert curves["roc_val"][at] == plain["val_at_far"]  # the same pairs, the same threshold rule
+    assert (np.diff(curves["roc_val"]) >= 0).all() and curves["roc_val"][-1] == 1.0
+    assert 0.0 < curves["roc_val"][at] < 1.0
+    assert curves["projection"].shape == (30, 2) and set(curves["projection_label"]) == set(range(6))
+    perfect = np.eye(40)[labels]
+    assert (verification.HeldOutCurves(different=5000).compute(
+        {"embedding": perfect}, {"label": labels})["roc_val"] == 1.0).all()
+    with pytest.raises(ValueError, match="false accept rates"):
+        verification.HeldOutCurves(fars=(0.0, 0.1))
+
+
+def test_the_principal_plane_keeps_the_spread_and_does_not_flip():
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(50, 2)) * [5.0, 1.0] @ np.array([[0.6, 0.8], [-0.8, 0.6]])  # rotated ellipse
+    e = np.concatenate([e, np.zeros((50, 3))], 1) + 7.0
+    xy = verification.principal_plane(e)
+    np.testing.assert_allclose(np.sort(np.linalg.svd(xy, compute_uv=False)),
+                               np.sort(np.linalg.svd(e - e.mean(0), compute_uv=False)[:2]))
+    assert xy[:, 0].var() > 10 * xy[:, 1].var() and np.allclose(xy.mean(0), 0, atol=1e-9)
+    np.testing.assert_allclose(verification.principal_plane(-e), xy)  # a mirrored run looks the same
+
+
 def test_identity_photos_are_deterministic_varied_and_sized():
     images = (np.random.default_rng(0).random((6, 28, 28, 1)) * 255).astype(np.uint8)
     a = identity_photos(images, 4, seed=0, stream=0)
@@ -154,21 +183,46 @@ def test_identity_photos_are_deterministic_varied_and_sized():
 
 @needs_real_mnist()
 def test_a_short_real_data_run_verifies_held_out_identities(run_overrides, tmp_path):
+    from experiments.facenet_mnist import curves
     from experiments.facenet_mnist.figures import make_figures
     from repro.run import run
+    from repro.weights import weights_path
 
     overrides = [o for o in run_overrides if not o.startswith(("data.dir", "data.allow_partial"))]
-    cfg = compose(["experiment=facenet_mnist", *overrides, "data.derive.train_identities=60",
-                   "data.derive.train_photos=4", "data.derive.test_identities=40",
-                   "data.derive.test_photos=3",
-                   "data.sampler.classes_per_batch=8", "data.sampler.per_class=4", "train.batch_size=32",
-                   "train.steps=20", "train.chunk_steps=10", "train.eval_every=10",
-                   "evaluators.0.per_fold=20", "evaluators.0.different=2000"])
+    cfg_overrides = ["experiment=facenet_mnist", *overrides, "data.derive.train_identities=60",
+                     "data.derive.train_photos=4", "data.derive.test_identities=40",
+                     "data.derive.test_photos=3",
+                     "data.sampler.classes_per_batch=8", "data.sampler.per_class=4", "train.batch_size=32",
+                     "train.steps=20", "train.chunk_steps=10", "train.eval_every=10",
+                     "evaluators.0.per_fold=20", "evaluators.0.different=2000"]
+    cfg = compose(cfg_overrides)
     result = run(cfg)
     final = result["final"]
     assert 0.5 <= final["test/verification_accuracy"] <= 1.0 and 0.0 <= final["test/val_at_far"] <= 1.0
     assert final["train/positive_distance"] >= 0 and 0 <= final["train/active_triplets"] <= 1
     assert len(result["data"]["sha256"]["identity_photos"]) == 64
     assert result["data"]["splits"] == {"train": 240, "test": 120}
-    [(_, path)] = make_figures({"semihard": [result], "hardest": []}, tmp_path, tmp_path / "figures")
-    assert path.stat().st_size > 10_000
+    drawn = make_figures({"semihard": [result], "hardest": []}, tmp_path, tmp_path / "figures")
+    assert [p.name for _, p in drawn] == ["training_curves.png", "paper_shapes.png"]  # no curves yet
+    assert all(p.stat().st_size > 10_000 for _, p in drawn)
+
+    # The ROC and projection come from the run's kept weights, checked to be the run's.
+    results = tmp_path / "results"
+    said = []
+    runs = curves.update(results, str(REAL_DATA), log=said.append)
+    entry = runs[result["name"]]
+    assert entry["roc_val"][verification.FAR_GRID.index(1e-3)] == final["test/val_at_far"]
+    assert len(entry["projection"]) == 10 * 3 and said == [f"{result['name']}: curves recomputed from its "
+                                                            f"weights in {entry['made']['seconds']:.0f} s"]
+    said.clear()
+    assert curves.update(results, str(REAL_DATA), log=said.append) == runs and said == []  # kept
+    drawn = make_figures({"semihard": [result]}, tmp_path, results / "facenet_mnist" / "figures")
+    assert [p.name for _, p in drawn] == ["training_curves.png", "paper_shapes.png", "roc.png", "projection.png"]
+
+    # Weights of another run are refused, and nothing is written over the kept curves.
+    weights = weights_path(results / "facenet_mnist" / f"{result['name']}.json")
+    other = run(compose([*cfg_overrides, "seed=1"]))
+    weights_path(results / "facenet_mnist" / f"{other['name']}.json").replace(weights)
+    with pytest.raises(ValueError, match="these weights are not the run's"):
+        curves.update(results, str(REAL_DATA), log=said.append)
+    assert curves.read_curves(results)[result["name"]] == entry

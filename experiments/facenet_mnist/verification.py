@@ -105,6 +105,23 @@ def squared_distance(e: np.ndarray, first: np.ndarray, second: np.ndarray, chunk
     return out
 
 
+def val_distances(e: np.ndarray, labels: np.ndarray, different: int, seed: int):
+    """Squared distances of every same pair and of the fixed sample of different pairs that VAL
+    at FAR is measured on (the same for Verification and HeldOutCurves)."""
+    return (squared_distance(e, *all_same_pairs(labels)),
+            squared_distance(e, *different_pairs(labels, different, seed + 1)))
+
+
+def principal_plane(e: np.ndarray) -> np.ndarray:
+    """Coordinates of the rows of e on their first two principal axes (signs fixed so that each
+    axis's largest absolute coordinate is positive: the picture does not flip between runs)."""
+    centered = e.astype(np.float64) - e.mean(0)
+    _, _, vt = np.linalg.svd(centered, full_matrices=False)
+    xy = centered @ vt[:2].T
+    signs = np.sign(xy[np.abs(xy).argmax(0), np.arange(xy.shape[1])])
+    return xy * np.where(signs == 0, 1.0, signs)
+
+
 class Verification:
     """Host evaluator (repro.interfaces.Evaluator) of an embedding model on `split`: logs
     <split>/verification_accuracy and _se (LFW-style, `folds` x `per_fold` pairs),
@@ -130,9 +147,42 @@ class Verification:
         e, labels = np.asarray(predictions["embedding"]), np.asarray(examples["label"])
         first, second, same, fold = lfw_style_pairs(labels, self.folds, self.per_fold, self.seed)
         accuracy, se = ten_fold_accuracy(squared_distance(e, first, second), same, fold)
-        same_d = squared_distance(e, *all_same_pairs(labels))
-        diff_d = squared_distance(e, *different_pairs(labels, self.different, self.seed + 1))
+        same_d, diff_d = val_distances(e, labels, self.different, self.seed)
         allowed = int(math.floor(self.far * len(diff_d)))
         return {"verification_accuracy": accuracy, "verification_accuracy_se": se,
                 "val_at_far": val_at_far(same_d, diff_d, self.far),
                 "far_threshold": float(np.sort(diff_d)[min(allowed, len(diff_d) - 1)])}
+
+
+# 26 rates from 10^-5 to 1, five a decade, rounded so 10^-3 is exactly the paper's 0.001
+FAR_GRID = tuple(float(f"{f:.2g}") for f in np.logspace(-5, 0, 26))
+
+
+class HeldOutCurves:
+    """Final-only host evaluator for the figures: the ROC on held-out identities (VAL at each
+    false accept rate of `fars`, on Verification's pairs for the same `different` and `seed`)
+    and the embeddings of the split's first `show` identities on their own first two principal
+    axes. Not in the experiment's config (its runs were made without it): it is applied to
+    kept weights by `python -m experiments.facenet_mnist.curves` (repro/recompute.py)."""
+
+    final_only = True
+
+    def __init__(self, split: str = "test", different: int = 200_000, seed: int = 0,
+                 fars: tuple[float, ...] = FAR_GRID, show: int = 10):
+        if not all(0 < f <= 1 for f in fars):
+            raise ValueError(f"fars={list(fars)}: false accept rates in (0, 1]")
+        if show < 2:
+            raise ValueError(f"show={show}: a projection of at least 2 identities")
+        self.split, self.different, self.seed = split, different, seed
+        self.fars, self.show = tuple(float(f) for f in fars), show
+
+    def predict(self, model, batch):
+        return {"embedding": model(batch["image"], train=False)}
+
+    def compute(self, predictions, examples) -> dict:
+        e, labels = np.asarray(predictions["embedding"]), np.asarray(examples["label"])
+        same_d, diff_d = val_distances(e, labels, self.different, self.seed)
+        shown = np.isin(labels, np.unique(labels)[:self.show])
+        return {"roc_far": np.asarray(self.fars),
+                "roc_val": np.asarray([val_at_far(same_d, diff_d, f) for f in self.fars]),
+                "projection": principal_plane(e[shown]), "projection_label": labels[shown]}
