@@ -10,7 +10,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 ARGS ?=
 
 .PHONY: help venv test test-slow test-kill test-multihost lint bench bench-loop bench-resnet bench-vardrop report papers \
-	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss crosscheck-inception mutation clean
+	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss crosscheck-inception mutation data-wordnet curves-facenet-mnist clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -131,6 +131,12 @@ bench-facenet: venv ## FaceNet proxy: the triplet terms of each mining vs a whol
 mutation: venv ## plant one-line bugs in the core modules, check their tests catch them (tests/mutation.toml; long)
 	$(PY) -m pip install -q cosmic-ray==8.7.0
 	$(PY) tests/mutation.py $(MUTATION_ARGS)
+
+data-wordnet: venv ## fetch WordNet 3.0 (Debian's wordnet-base .deb, 6.5 MB, checked) for CLSM into ~/.cache/repro
+	$(PY) -m experiments.clsm_wordnet.data
+
+curves-facenet-mnist: venv ## FaceNet proxy: ROC and projection of held-out embeddings from the runs' kept weights
+	$(PY) -m experiments.facenet_mnist.curves
 
 crosscheck-inception: venv ## Inception-v4 / -ResNet-v2 parameter counts vs timm and Keras (their own venv, ~6 GB, on demand)
 	$(PY) -m experiments.inception_v4.crosscheck $(CROSSCHECK_ARGS)

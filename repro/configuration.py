@@ -44,6 +44,8 @@ MOVED_TARGETS = {
 
 if not OmegaConf.has_resolver("prod"):
     OmegaConf.register_new_resolver("prod", lambda xs: math.prod(int(x) for x in xs))
+if not OmegaConf.has_resolver("class_name"):  # a tag from a _target_: a.b.CLSM -> clsm
+    OmegaConf.register_new_resolver("class_name", lambda target: str(target).rsplit(".", 1)[-1].lower())
 
 
 def experiment_configs(experiments_dir: Path = EXPERIMENTS_DIR) -> dict[str, Path]:

@@ -22,7 +22,7 @@ import yaml
 JUDGING = {
     "reported": ("variant", "metric", "step", "value", "floor", "paper_se", "paper_runs", "read_error",
                  "scale", "over_training", "steps_to"),
-    "claim_tests": ("a", "b", "metric", "step", "step_b", "steps_to", "expect", "than"),
+    "claim_tests": ("a", "b", "metric", "step", "step_b", "metric_b", "steps_to", "expect", "than"),
 }
 BEFORE, AFTER, UNKNOWN = "registered before", "set after the results", "unknown"
 

@@ -68,6 +68,7 @@ class ClaimRow:
     than: Number | None = None
     step: int | None = None
     step_b: int | None = None
+    metric_b: str | None = None
     steps_to: Number | None = None
     paper: Number | None = None
     digits: int = 4

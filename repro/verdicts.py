@@ -32,8 +32,10 @@ variants `a` and `b`, d = value(a) - value(b) (or value(a) alone without `b`); t
 `expect: lower` (or `higher`) than `than` (default 0) holds when the 95% t-interval of the mean
 of d lies on that side, is contradicted when it lies on the other, and is unresolved otherwise.
 `step_b` reads `b` at another step than `a` (e.g. two schedules compared after equal numbers of
-generator steps). One seed gives no interval: its sign alone is shown, marked as one run (a
-difference of exactly `than` is on neither side: unresolved).
+generator steps), `metric_b` another metric (e.g. a baseline every run also measures, such as
+BM25's ranking of the same lists); `b` may then be `a` itself. One seed gives no interval: its
+sign alone is shown, marked as one run (a difference of exactly `than` is on neither side:
+unresolved).
 """
 
 from __future__ import annotations
@@ -137,7 +139,8 @@ def counts_as_within(row: dict) -> bool:
 def check_claim(claim: dict, groups: dict[str, list[dict]]) -> dict:
     """A claim row (module docstring) measured on the runs of its variants."""
     a = values_by_seed(groups.get(claim["a"], []), claim)
-    at_b = {**claim, "step": claim["step_b"]} if "step_b" in claim else claim
+    at_b = {**claim, **({"step": claim["step_b"]} if claim.get("step_b") is not None else {}),
+            **({"metric": claim["metric_b"]} if claim.get("metric_b") else {})}
     b = values_by_seed(groups.get(claim["b"], []), at_b) if claim.get("b") else None
     seeds = sorted(set(a) & set(b)) if b is not None else sorted(a)
     d = [a[s] - b[s] for s in seeds] if b is not None else [a[s] for s in seeds]

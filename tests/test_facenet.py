@@ -217,7 +217,8 @@ def test_a_short_real_data_run_verifies_held_out_identities(run_overrides, tmp_p
     said.clear()
     assert curves.update(results, str(REAL_DATA), log=said.append) == runs and said == []  # kept
     drawn = make_figures({"semihard": [result]}, tmp_path, results / "facenet_mnist" / "figures")
-    assert [p.name for _, p in drawn] == ["training_curves.png", "paper_shapes.png", "roc.png", "projection.png"]
+    assert [p.name for _, p in drawn] == ["training_curves.png", "paper_shapes.png", "roc.png",
+                                          "projection.png"]
 
     # Weights of another run are refused, and nothing is written over the kept curves.
     weights = weights_path(results / "facenet_mnist" / f"{result['name']}.json")

@@ -104,6 +104,11 @@ def test_claims_hold_are_contradicted_or_stay_unresolved_by_their_interval():
               "B": [run(s, err={5: 1.5 + s / 100, 9: 0.5}) for s in range(3)]}
     assert check_claim({**claim, "step_b": 5}, staged)["verdict"] == "holds"
     assert check_claim(claim, staged)["verdict"] == "contradicted"
+    # metric_b: b read on another metric, here a baseline the same runs measure (A against itself)
+    both = {"A": [run(s, err={1: 1.0}, base={1: 1.2 + s / 100}) for s in range(3)]}
+    against_base = {**claim, "b": "A", "metric_b": "base"}
+    assert check_claim(against_base, both)["verdict"] == "holds"
+    assert check_claim({**against_base, "metric_b": None}, both)["verdict"] == "unresolved"  # d = 0
     # 95% t-interval: mean -0.25, std 0.05, n 3 -> half-width t(0.975, 2) * 0.05 / sqrt(3) = 0.1242
     assert held["high"] - held["mean"] == pytest.approx(4.302653 * 0.05 / math.sqrt(3), rel=1e-5)
 

@@ -133,7 +133,8 @@ def load_dataset(
     if limit_train:
         splits["train"] = {k: v[:limit_train] for k, v in splits["train"].items()}
     splits = _carve_validation(splits, validation_size)
-    return Dataset(name=name, splits=splits, source=source, partial=partial, files=files)
+    return Dataset(name=name, splits=splits, source=source, partial=partial, files=files,
+                   fields=data_set.fields)
 
 
 def missing_examples(official_sizes: dict[str, int], splits: dict) -> str | None:

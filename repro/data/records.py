@@ -25,6 +25,8 @@ class DataSetRecord:
     # reproduction.
     official_sizes: dict[str, int]
     read_online: Callable[[str | None], tuple[dict, str, dict]] | None = None  # (cache dir)
+    # Fields whose names are not the conventional ones (repro/data/fields.py) declared here
+    fields: dict | None = None
 
 
 RECORDS = {r.name: r for r in (
