@@ -10,7 +10,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 ARGS ?=
 
 .PHONY: help venv test test-slow test-kill test-multihost lint bench bench-loop bench-resnet bench-vardrop report papers \
-	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss crosscheck-inception mutation data-wordnet curves-facenet-mnist clean
+	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss crosscheck-inception mutation data-wordnet curves-facenet-mnist examples-clsm-wordnet clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,7 +62,7 @@ report: venv ## results/README.md: reported vs reproduced, with plots
 #                        and the committed reference, exit 1 if they differ beyond the seed spread
 #   make verify-<paper>  compare the runs already in local/ (no training)
 # <paper>: bn-mnist, vardrop-mnist, pixelcnn-mnist, resnet-cifar10, mixture-backprop, nonrobust-mnist, seqgan,
-# facenet-mnist, inception-v4
+# facenet-mnist, inception-v4, clsm-wordnet
 # (`make papers`). REPRO_ARGS takes
 # --only/--seeds, ARGS Hydra overrides for every run, e.g.
 #   make repro-vardrop-mnist REPRO_ARGS="--only '*_h100'" ARGS='hydra/launcher=slurm hydra.launcher.partition=gpu'
@@ -137,6 +137,9 @@ data-wordnet: venv ## fetch WordNet 3.0 (Debian's wordnet-base .deb, 6.5 MB, che
 
 curves-facenet-mnist: venv ## FaceNet proxy: ROC and projection of held-out embeddings from the runs' kept weights
 	$(PY) -m experiments.facenet_mnist.curves
+
+examples-clsm-wordnet: venv ## CLSM: held-out queries where CLSM and BM25 disagree most, from seed 0's kept weights
+	$(PY) -m experiments.clsm_wordnet.examples
 
 crosscheck-inception: venv ## Inception-v4 / -ResNet-v2 parameter counts vs timm and Keras (their own venv, ~6 GB, on demand)
 	$(PY) -m experiments.inception_v4.crosscheck $(CROSSCHECK_ARGS)

@@ -237,6 +237,13 @@ def test_ndcg_of_an_ideal_list_is_one_and_a_reversed_one_matches_the_formula():
     assert got["ndcg@1"] == 0.0
 
 
+def test_the_top_documents_follow_the_scores_and_trec_evals_tie_order():
+    scores = np.array([[0.1, 0.9, 0.5, 0.9], [0.0, 0.0, 0.0, 0.0]])
+    candidates = np.array([[10, 11, 12, 13], [20, 21, 22, 23]])
+    # ties: the later candidate (greater document name) first, as trec_eval ranks them
+    assert ranking.top(scores, candidates, 3).tolist() == [[13, 11, 12], [23, 22, 21]]
+
+
 def test_bm25_scores_follow_okapis_formula_over_the_whole_collection():
     c = data.build(synthetic_synsets(), seed=0)
     docs = [[c.vocabulary[w] for w in d if w] for d in c.documents]
@@ -303,3 +310,17 @@ def test_a_short_real_data_run_ranks_held_out_queries(run_overrides, tmp_path):
     assert bm25[0] == bm25[1] > 0
     [(_, path)] = make_figures({v: [r] for v, r in results.items()}, tmp_path, tmp_path / "figures")
     assert path.stat().st_size > 10_000
+
+    # Disagreements with BM25, derived from seed 0's kept CLSM weights (checked to be the run's)
+    from experiments.clsm_wordnet import examples
+
+    said = []
+    runs = examples.update(tmp_path / "results", log=said.append)
+    assert list(runs) == [results["clsm"]["name"]] and len(said) == 1
+    shown = runs[results["clsm"]["name"]]["examples"]
+    gaps = [e["ndcg3_clsm_minus_bm25"] for e in shown]
+    assert len(shown) == 10 and gaps[:5] == sorted(gaps[:5], reverse=True) and min(gaps[:5]) >= max(gaps[5:])
+    assert all(e["query"] and len(e["clsm_top3"]) == len(e["bm25_top3"]) == 3 for e in shown)
+    drawn_in = tmp_path / "results" / "clsm_wordnet" / "figures"
+    figures = make_figures({v: [r] for v, r in results.items()}, tmp_path, drawn_in)
+    assert [p.name for _, p in figures] == ["ndcg.png", "disagreements.png"]

@@ -212,7 +212,7 @@ def test_a_short_real_data_run_verifies_held_out_identities(run_overrides, tmp_p
     runs = curves.update(results, str(REAL_DATA), log=said.append)
     entry = runs[result["name"]]
     assert entry["roc_val"][verification.FAR_GRID.index(1e-3)] == final["test/val_at_far"]
-    assert len(entry["projection"]) == 10 * 3 and said == [f"{result['name']}: curves recomputed from its "
+    assert len(entry["projection"]) == 10 * 3 and said == [f"{result['name']}: derived from its "
                                                             f"weights in {entry['made']['seconds']:.0f} s"]
     said.clear()
     assert curves.update(results, str(REAL_DATA), log=said.append) == runs and said == []  # kept

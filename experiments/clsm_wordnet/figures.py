@@ -1,9 +1,12 @@
 """CLSM stand-in figures: NDCG@k for k = 1..10 on held-out queries for CLSM, DSSM and BM25 (mean
-over seeds, min-max shaded; BM25's is the same in every run), and the models' NDCG@1 over
-training."""
+over seeds, min-max shaded; BM25's is the same in every run), the models' NDCG@1 over training,
+and held-out queries where CLSM and BM25 disagree most (disagreements.json, written from kept
+weights by `python -m experiments.clsm_wordnet.examples`)."""
 
 from __future__ import annotations
 
+import json
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.clsm_wordnet.examples import EXAMPLES_FILE  # noqa: E402
 from experiments.clsm_wordnet.ranking import KS  # noqa: E402
 from repro.render import save_figure  # noqa: E402
 
@@ -63,4 +67,27 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
     over.legend(fontsize=8)
     path = save_figure(fig, out_dir / "ndcg.png")
     return [("CLSM stand-in: NDCG@k of CLSM, DSSM and BM25 on held-out WordNet queries, and NDCG@1 over "
-             "training", path)]
+             "training", path)] + _examples(groups, out_dir)
+
+
+def _examples(groups, out_dir: Path):
+    """The disagreements of the first current run that has them, as a page of text."""
+    path = out_dir / EXAMPLES_FILE
+    names = [r.get("name") for runs in groups.values() for r in runs]
+    found = json.loads(path.read_text())["runs"] if path.exists() else {}
+    name = next((n for n in names if n in found), None)
+    if name is None:
+        return []
+    lines = []
+    for e in found[name]["examples"]:
+        lines += textwrap.wrap(f"query: {e['query']}  ->  its document: {e['document']}  "
+                               f"(NDCG@3 CLSM - BM25: {e['ndcg3_clsm_minus_bm25']:+.2f})", 150)
+        for system in ("clsm", "bm25"):
+            top = "; ".join(f"{d['document']} [{d['grade']}]" for d in e[f"{system}_top3"])
+            lines += textwrap.wrap(f"    {system.upper()} top 3: {top}", 150, subsequent_indent="      ")
+        lines.append("")
+    fig = plt.figure(figsize=(14, 0.2 * len(lines) + 0.6))
+    fig.text(0.01, 0.99, "\n".join(lines), va="top", family="monospace", fontsize=8)
+    out = save_figure(fig, out_dir / "disagreements.png")
+    return [(f"CLSM stand-in: held-out queries where CLSM and BM25 disagree most ({name}; [grade] of "
+             "each document: 2 its own, 1 linked, 0 other)", out)]

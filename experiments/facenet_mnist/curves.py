@@ -1,12 +1,8 @@
-"""`python -m experiments.facenet_mnist.curves`: the ROC and the 2-D projection of held-out
-embeddings for every FaceNet-proxy run whose weights are kept beside its result file, recomputed
-from those weights (repro/recompute.py with the HeldOutCurves evaluator) and written to
-results/facenet_mnist/figures/held_out_curves.json, which the figures read (a fresh clone has
-the curves without the weights, which git does not keep).
-
-Each run is first checked to be the run its result file describes: every stored final eval
-metric must be recomputed (so the curve passes through the run's own VAL at FAR 10^-3). A run
-already in the file with the same result and weights SHA-256 is not recomputed.
+"""`python -m experiments.facenet_mnist.curves` (make curves-facenet-mnist): the ROC and the 2-D
+projection of held-out embeddings for every FaceNet-proxy run whose weights are kept beside its
+result file, recomputed from those weights with the HeldOutCurves evaluator on the run's own
+verification pairs (repro/derived.py: checked to be the run's weights, so the curve passes through
+the run's own VAL at FAR 10^-3), written to results/facenet_mnist/figures/held_out_curves.json.
 
     python -m experiments.facenet_mnist.curves [--results results] [--data-dir DIR]
 """
@@ -14,15 +10,9 @@ already in the file with the same result and weights SHA-256 is not recomputed.
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
-from repro import provenance
-from repro.manifest import sha256
-from repro.recompute import differences, recompute
-from repro.results import BadResultFile, read_result
-from repro.weights import weights_path
+from repro import derived
 
 EXPERIMENT = "facenet_mnist"
 CURVES_FILE = "held_out_curves.json"
@@ -34,71 +24,32 @@ def curves_path(results_dir: str | Path) -> Path:
 
 
 def read_curves(results_dir: str | Path) -> dict:
-    """{run name: its curves} as written by update(), or {} when there is no file yet."""
-    path = curves_path(results_dir)
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())["runs"]
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ValueError(f"{path} is not a curves file ({err}): delete it and rerun "
-                         "`python -m experiments.facenet_mnist.curves`") from None
+    """{run name: its curves}, or {} when there are none yet."""
+    return derived.read(curves_path(results_dir))
 
 
-def held_out_curves(result_file: Path, data_dir: str | None = None) -> dict:
-    """The run's curves, recomputed from its weights with its own verification pairs; refused
-    when the weights do not give back the run's stored final metrics."""
-    result = read_result(result_file)
-    verification = next((e for e in result["config"].get("evaluators", [])
-                         if str(e.get("_target_", "")).endswith(".Verification")), None)
+def _verification(result: dict) -> dict | None:
+    return next((e for e in result["config"].get("evaluators", [])
+                 if str(e.get("_target_", "")).endswith(".Verification")), None)
+
+
+def evaluator_for(result: dict) -> dict | None:
+    """HeldOutCurves on the run's own verification pairs (None: not a FaceNet-proxy run)."""
+    verification = _verification(result)
     if verification is None:
-        raise ValueError(f"{result_file.name} has no Verification evaluator: not a FaceNet-proxy run")
-    evaluator = {"_target_": "experiments.facenet_mnist.verification.HeldOutCurves",
-                 **{k: verification[k] for k in ("split", "different", "seed")}}
-    record = recompute(result_file, data_dir=data_dir, evaluators=[evaluator])
-    bad = differences(record, result["final"])
-    if bad:
-        raise ValueError(f"{weights_path(result_file).name} does not give back the run's final metrics "
-                         f"({'; '.join(bad[:3])}): these weights are not the run's")
-    split = verification["split"]
+        return None
+    return {"_target_": "experiments.facenet_mnist.verification.HeldOutCurves",
+            **{k: verification[k] for k in ("split", "different", "seed")}}
+
+
+def keep(record: dict, result: dict) -> dict:
+    split = _verification(result)["split"]
     return {key: record[f"{split}/{key}"] for key in KEYS}
 
 
 def update(results_dir: str | Path = "results", data_dir: str | None = None, log=print) -> dict:
-    """Add the curves of every run with kept weights that the file lacks (or holds for other
-    result or weights bytes); drop runs whose result file is gone. Returns the file's runs."""
-    folder = Path(results_dir) / EXPERIMENT
-    runs = read_curves(results_dir)
-    present = {p.stem: p for p in sorted(folder.glob("*.json"))}
-    runs = {name: entry for name, entry in runs.items() if name in present}
-    for name, path in present.items():
-        weights = weights_path(path)
-        if not weights.exists():
-            if name not in runs:
-                log(f"{name}: no weights beside it, no curves (rerun it here to draw them)")
-            continue
-        sums = {"result_sha256": sha256(path), "weights_sha256": sha256(weights)}
-        if all(runs.get(name, {}).get(k) == v for k, v in sums.items()):
-            continue
-        start = time.perf_counter()
-        try:
-            curves = held_out_curves(path, data_dir)
-        except BadResultFile as err:
-            raise SystemExit(f"error: {err}") from None
-        seconds = time.perf_counter() - start
-        made = provenance.collect()
-        runs[name] = {**sums, "made": {"commit": made["commit"], "dirty": made["dirty"],
-                                       "time_utc": made["time_utc"], "seconds": round(seconds, 1),
-                                       "hardware": made["hardware"], "versions": made["versions"]},
-                      **curves}
-        log(f"{name}: curves recomputed from its weights in {seconds:.0f} s")
-    out = curves_path(results_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"about": __doc__.splitlines()[0], "runs": dict(sorted(runs.items()))},
-                              indent=1) + "\n")
-    tmp.replace(out)
-    return runs
+    return derived.update(Path(results_dir) / EXPERIMENT, curves_path(results_dir), evaluator_for, keep,
+                          __doc__.splitlines()[0], data_dir, log)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """FaceNet proxy figures, per variant (mean and min-max over seeds):
 
-- training curves: held-out VAL at FAR 10^-3, the fraction of active triplets (hinge > 0) in the
-  training batches, and the held-out embedding spread ||f(x) - mean f||^2, where a collapse (the
-  paper's f(x) = 0 under hardest-negative mining) shows as a fall toward 0;
+- training curves: held-out VAL at FAR 10^-3, the loss and the fraction of active triplets
+  (hinge > 0) in the training batches, and the held-out embedding spread ||f(x) - mean f||^2,
+  where a collapse (the paper's f(x) = 0 under hardest-negative mining) shows as a fall to 0;
 - the paper's shapes: VAL against the embedding dimension (Table 5) and against the size of the
   training set (Table 6), ours beside the paper's;
 - from the runs' kept weights (held_out_curves.json, written by
@@ -25,6 +25,7 @@ from experiments.facenet_mnist.curves import CURVES_FILE  # noqa: E402
 from repro.render import save_figure  # noqa: E402
 
 PANELS = (("test/val_at_far", "held-out VAL at FAR 1e-3"),
+          ("train/loss", "triplet loss (training batches)"),
           ("train/active_triplets", "active triplets (training batches)"),
           ("test/spread", "held-out embedding spread"))
 COLORS = {"semihard": "tab:blue", "hardest": "tab:red", "random": "tab:gray"}
@@ -46,7 +47,7 @@ def _curve(runs: list[dict], metric: str):
 
 def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Path):
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(15, 4))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(20, 4))
     for variant, runs in groups.items():
         if not runs:
             continue
@@ -60,7 +61,7 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
             ax.set_title(title)
             ax.set_xlabel("step")
     axes[0].legend(fontsize=8)
-    figures = [("FaceNet proxy: held-out VAL, active triplets and embedding spread over training",
+    figures = [("FaceNet proxy: held-out VAL, loss, active triplets and embedding spread over training",
                 save_figure(fig, out_dir / "training_curves.png"))]
     figures += _paper_shapes(groups, reference_dir.parent / "spec.yaml", out_dir)
     curves = _read_curves(out_dir / CURVES_FILE)
