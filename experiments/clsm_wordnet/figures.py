@@ -86,7 +86,7 @@ def _examples(groups, out_dir: Path):
             top = "; ".join(f"{d['document']} [{d['grade']}]" for d in e[f"{system}_top3"])
             lines += textwrap.wrap(f"    {system.upper()} top 3: {top}", 150, subsequent_indent="      ")
         lines.append("")
-    fig = plt.figure(figsize=(14, 0.2 * len(lines) + 0.6))
+    fig = plt.figure(figsize=(14, 0.16 * len(lines) + 0.4))
     fig.text(0.01, 0.99, "\n".join(lines), va="top", family="monospace", fontsize=8)
     out = save_figure(fig, out_dir / "disagreements.png")
     return [(f"CLSM stand-in: held-out queries where CLSM and BM25 disagree most ({name}; [grade] of "
