@@ -11,6 +11,7 @@ and weights SHA-256 is not recomputed; a run whose result file is gone is droppe
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable
@@ -85,3 +86,15 @@ def update(folder: Path, out: Path, evaluator_for: Callable[[dict], dict | None]
     tmp.write_text(json.dumps({"about": about, "runs": dict(sorted(runs.items()))}, indent=1) + "\n")
     tmp.replace(out)
     return runs
+
+
+def main(doc: str, update: Callable[[str, str | None], dict], out_path: Callable[[str], Path],
+         argv: list[str] | None = None) -> int:
+    """The command line of a derivation: --results (default results), --data-dir."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--results", default="results", help="results folder (default: results)")
+    parser.add_argument("--data-dir", default=None, help="data mirror (default $REPRO_DATA_DIR)")
+    args = parser.parse_args(argv)
+    runs = update(args.results, args.data_dir)
+    print(f"{out_path(args.results)}: {len(runs)} run(s)")
+    return 0

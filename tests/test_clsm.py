@@ -84,6 +84,20 @@ def test_a_deb_with_other_bytes_is_refused_saying_what_to_do(tmp_path):
         wordnet.read_deb(tmp_path / "absent.deb")
 
 
+def test_the_fetched_deb_is_checked_before_it_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: io.BytesIO(fake_deb(FILES)))
+    with pytest.raises(DataError, match="nothing was saved.*put wordnet-base_3.0-37_all.deb in <data dir>"):
+        data.fetch(str(tmp_path))
+    assert not data.deb_path(tmp_path).exists()
+
+    def offline(*a, **k):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    with pytest.raises(DataError, match="could not fetch .*no route to host.*offline, put"):
+        data.fetch(str(tmp_path))
+
+
 def test_letter_trigrams_and_words():
     assert data.letter_trigrams("good") == ["#go", "goo", "ood", "od#"]
     assert data.letter_trigrams("a") == ["#a#"]

@@ -159,7 +159,7 @@ def test_online_oracle_is_checked_before_it_is_cached(tmp_path, monkeypatch):
     from experiments.seqgan import data as seqgan_oracle
     from repro.errors import DataError
 
-    monkeypatch.setattr(seqgan_oracle.urllib.request, "urlopen", lambda *a, **k: io.BytesIO(b"not it"))
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: io.BytesIO(b"not it"))
     with pytest.raises(DataError, match="nothing was saved"):
         seqgan_oracle.read_online(str(tmp_path))
     assert not (tmp_path / "seqgan" / oracle_lstm.ORACLE_FILE).exists()

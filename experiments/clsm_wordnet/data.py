@@ -32,16 +32,15 @@ import dataclasses
 import functools
 import hashlib
 import re
-import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from experiments.clsm_wordnet import wordnet
+from repro.data.checksums import download_checked
 from repro.data.fields import Field
 from repro.data.records import DataSetRecord
-from repro.errors import DataError
 
 NAME = "wordnet_retrieval"
 SEED = 0
@@ -205,23 +204,8 @@ def cache_root(cache_dir: str | None = None) -> Path:
 
 def fetch(cache_dir: str | None = None) -> Path:
     """Debian's wordnet-base .deb in the cache (downloaded once, checked before it is kept)."""
-    path = deb_path(cache_root(cache_dir))
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        raw = urllib.request.urlopen(wordnet.DEB_URL, timeout=60).read()
-    except OSError as err:
-        raise DataError(f"could not fetch {wordnet.DEB_URL} ({err}); offline, put {wordnet.DEB_NAME} "
-                        "in <data dir>/wordnet/ and set REPRO_DATA_DIR") from err
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != wordnet.DEB_SHA256:  # never cache a wrong file
-        raise DataError(f"{wordnet.DEB_URL} gave SHA-256 {digest}, not Debian's {wordnet.DEB_SHA256}; "
-                        "nothing was saved")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(raw)
-    tmp.replace(path)
-    return path
+    return download_checked(wordnet.DEB_URL, deb_path(cache_root(cache_dir)), wordnet.DEB_SHA256,
+                            f"offline, put {wordnet.DEB_NAME} in <data dir>/wordnet/ and set REPRO_DATA_DIR")
 
 
 def read_online(cache_dir: str | None = None):

@@ -8,7 +8,6 @@ results/clsm_wordnet/figures/disagreements.json for the report.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from experiments.clsm_wordnet import data
@@ -59,13 +58,7 @@ def update(results_dir: str | Path = "results", data_dir: str | None = None, log
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results", help="results folder (default: results)")
-    parser.add_argument("--data-dir", default=None, help="data mirror (default $REPRO_DATA_DIR)")
-    args = parser.parse_args(argv)
-    runs = update(args.results, args.data_dir)
-    print(f"{examples_path(args.results)}: {len(runs)} run(s)")
-    return 0
+    return derived.main(__doc__, update, examples_path, argv)
 
 
 if __name__ == "__main__":

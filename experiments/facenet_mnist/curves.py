@@ -9,7 +9,6 @@ the run's own VAL at FAR 10^-3), written to results/facenet_mnist/figures/held_o
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from repro import derived
@@ -53,13 +52,7 @@ def update(results_dir: str | Path = "results", data_dir: str | None = None, log
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results", help="results folder (default: results)")
-    parser.add_argument("--data-dir", default=None, help="data mirror (default $REPRO_DATA_DIR)")
-    args = parser.parse_args(argv)
-    runs = update(args.results, args.data_dir)
-    print(f"{curves_path(args.results)}: {len(runs)} run(s)")
-    return 0
+    return derived.main(__doc__, update, curves_path, argv)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,14 @@ SHA-256 of the drawn tokens next to the oracle's."""
 from __future__ import annotations
 
 import hashlib
-import urllib.request
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from experiments.seqgan import oracle_lstm
+from repro.data.checksums import download_checked
 from repro.data.records import DataSetRecord
-from repro.errors import DataError
 
 SIZES = {"train": 10_000, "test": 10_000}
 SEED = 0
@@ -45,22 +44,8 @@ def read_mirror(root: Path):
 def read_online(cache_dir: str | None = None):
     """Fetch the oracle file from the authors' repository into a cache (checked), then read it."""
     root = Path(cache_dir or Path.home() / ".cache" / "repro")
-    path = root / "seqgan" / oracle_lstm.ORACLE_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            raw = urllib.request.urlopen(RAW_URL, timeout=60).read()
-        except OSError as err:
-            raise DataError(f"could not fetch the SeqGAN oracle from {RAW_URL} ({err}); offline, put "
-                            "target_params_py3.pkl in <data dir>/seqgan/ and set REPRO_DATA_DIR") from err
-        digest = hashlib.sha256(raw).hexdigest()
-        if digest != oracle_lstm.ORACLE_SHA256:  # never cache a wrong file
-            raise DataError(f"{RAW_URL} gave a file with SHA-256 {digest}, not the authors' "
-                            f"{oracle_lstm.ORACLE_SHA256}; nothing was saved. Try again later, or put "
-                            "the file in <data dir>/seqgan/ and set REPRO_DATA_DIR")
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(raw)
-        tmp.replace(path)
+    download_checked(RAW_URL, root / "seqgan" / oracle_lstm.ORACLE_FILE, oracle_lstm.ORACLE_SHA256,
+                     "offline, put target_params_py3.pkl in <data dir>/seqgan/ and set REPRO_DATA_DIR")
     return read_mirror(root)
 
 

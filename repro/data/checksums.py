@@ -7,6 +7,7 @@ checks (for files whose content is not the official one, e.g. a subset), never r
 from __future__ import annotations
 
 import hashlib
+import urllib.request
 from pathlib import Path
 
 from repro.errors import DataError
@@ -44,3 +45,23 @@ def verify(name: str, data: bytes, official: str | None, mirror: str | None,
         raise DataError(f"checksum mismatch for {name}: expected sha256 {expected}, got {got[:16]}...; "
                         f"the file is corrupt or not the official one. {how_to_fix}")
     return {"sha256": got, "official": None}
+
+
+def download_checked(url: str, path: Path, sha256: str, offline: str) -> Path:
+    """Fetch `url` into `path` unless it is there, keeping it only when its SHA-256 is `sha256`
+    (a wrong file is never cached). `offline`: what to do without the network."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        raw = urllib.request.urlopen(url, timeout=60).read()
+    except OSError as err:
+        raise DataError(f"could not fetch {url} ({err}); {offline}") from err
+    digest = sha256_bytes(raw)
+    if digest != sha256:
+        raise DataError(f"{url} gave a file with SHA-256 {digest}, not the expected {sha256}; nothing was "
+                        f"saved. Try again later, or: {offline}")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(raw)
+    tmp.replace(path)
+    return path
