@@ -1,10 +1,14 @@
 """Projected gradient descent (Madry et al. 2018) as a batched, jitted piece: targeted or
-untargeted, in an L2 or L-infinity ball, inside the valid pixel range; and the attack of a whole
-split in chunks on the device, with a progress bar.
+untargeted, in an L2, L-infinity or L0 ball, inside the valid pixel range; and the attack of a
+whole split in chunks on the device, with a progress bar.
 
-Steps: L2 moves by `step_size` along the normalized gradient, L-inf by `step_size` times its sign;
-after each step the perturbation is projected back onto the ball and the image clipped to
-[lower, upper] (clipping only shrinks each coordinate of the perturbation, so it stays in the ball).
+Steps: L2 moves by `step_size` along the normalized gradient, L-inf by `step_size` times its sign,
+L0 by `step_size` times the gradient scaled so that its largest coordinate is 1 (the pixels that
+matter most move most; an L2-normalized step spreads over every pixel and hardly moves any); after
+each step the perturbation is projected back onto the ball (for L0, `eps` is a whole number of
+pixels: all but the `eps` largest changes are set to 0, after the clipping) and the image clipped
+to [lower, upper] (clipping only shrinks each coordinate of the perturbation, so it stays in the
+ball).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-NORMS = ("l2", "linf")
+NORMS = ("l2", "linf", "l0")
 
 
 def _per_example_norm(x):
@@ -39,6 +43,18 @@ def project(delta, eps: float, norm: str):
     """The perturbation's nearest point in the eps-ball of `norm`, per example."""
     if norm == "linf":
         return jnp.clip(delta, -eps, eps)
+    if norm == "l0":
+        flat = delta.reshape(delta.shape[0], -1)
+        k = int(eps)
+        if k != eps or not 0 <= k <= flat.shape[1]:
+            raise ValueError(f"an L0 budget is a whole number of coordinates in 0..{flat.shape[1]}, "
+                             f"got {eps}")
+        if k == flat.shape[1]:
+            return delta
+        # keep exactly the k largest |changes| (top_k's indices: ties cannot let more through)
+        keep = jax.lax.top_k(jnp.abs(flat), k)[1]
+        mask = jnp.zeros_like(flat).at[jnp.arange(flat.shape[0])[:, None], keep].set(1.0)
+        return (flat * mask).reshape(delta.shape)
     return delta * jnp.minimum(1.0, eps / jnp.maximum(_per_example_norm(delta), 1e-12))
 
 
@@ -54,8 +70,13 @@ def pgd(loss: Callable, x, labels, *, eps: float, step_size: float, steps: int, 
         g = sign * jax.grad(lambda d: loss(x + d, labels).sum())(delta)
         if norm == "linf":
             move = step_size * jnp.sign(g)
+        elif norm == "l0":
+            flat = jnp.abs(g).reshape(g.shape[0], -1).max(-1)
+            move = step_size * g / jnp.maximum(flat, 1e-12).reshape(-1, *([1] * (g.ndim - 1)))
         else:
             move = step_size * g / jnp.maximum(_per_example_norm(g), 1e-12)
+        if norm == "l0":  # clipped first, so that no pixel of the budget goes to a change clipping undoes
+            return project(jnp.clip(x + delta + move, lower, upper) - x, eps, norm), None
         delta = project(delta + move, eps, norm)
         return jnp.clip(x + delta, lower, upper) - x, None
 

@@ -35,6 +35,12 @@ def read(path: Path) -> dict:
                          "them again") from None
 
 
+def configured_evaluator(result: dict, suffix: str) -> dict | None:
+    """The run's configured evaluator whose class path ends with `suffix` (e.g. ".Ranking"), or None."""
+    return next((e for e in result["config"].get("evaluators") or []
+                 if str(e.get("_target_", "")).endswith(suffix)), None)
+
+
 def checked_recompute(result_file: Path, evaluator: dict, data_dir: str | None = None) -> dict:
     """The run's final evaluation with `evaluator` added, refused when the weights do not give
     back the run's stored final metrics."""

@@ -22,8 +22,7 @@ def examples_path(results_dir: str | Path) -> Path:
 
 
 def _ranking(result: dict) -> dict | None:
-    return next((e for e in result["config"].get("evaluators", [])
-                 if str(e.get("_target_", "")).endswith(".Ranking")), None)
+    return derived.configured_evaluator(result, ".Ranking")
 
 
 def evaluator_for(result: dict) -> dict | None:

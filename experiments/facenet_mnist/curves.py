@@ -28,8 +28,7 @@ def read_curves(results_dir: str | Path) -> dict:
 
 
 def _verification(result: dict) -> dict | None:
-    return next((e for e in result["config"].get("evaluators", [])
-                 if str(e.get("_target_", "")).endswith(".Verification")), None)
+    return derived.configured_evaluator(result, ".Verification")
 
 
 def evaluator_for(result: dict) -> dict | None:
