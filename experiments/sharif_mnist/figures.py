@@ -69,9 +69,11 @@ def _changes_figure(runs: list[dict], out: Path) -> Path | None:
 
 
 def _panel_figure(panel: dict, out: Path) -> Path:
-    columns = ["original", "change"] + [k for k in panel if isinstance(panel[k], dict) and k != "change"]
+    attacked = [k for k, v in panel.items() if isinstance(v, dict) and "image" in v and k != "change"]
+    order = {"linf": 0, "l2": 1, "l0": 2}  # the config's order (the derived file's keys are sorted)
+    columns = ["original", "change", *sorted(attacked, key=lambda k: (order.get(k, 3), k))]
     n = len(panel["original"])
-    fig, axes = plt.subplots(n, len(columns), figsize=(2.1 * len(columns), 2.45 * n), squeeze=False)
+    fig, axes = plt.subplots(n, len(columns), figsize=(2.1 * len(columns), 2.8 * n), squeeze=False)
     for i in range(n):
         for j, column in enumerate(columns):
             ax = axes[i, j]
