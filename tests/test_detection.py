@@ -1,0 +1,138 @@
+"""Box geometry and region features of two-stage detectors (repro/detection.py), against hand
+computations and a plain greedy NMS."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from repro import detection
+
+
+def test_iou_by_hand_at_its_edges():
+    a = jnp.asarray([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 0.0, 0.0]])
+    b = jnp.asarray([[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 2.0, 2.0], [2.0, 0.0, 4.0, 2.0], [0.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(detection.iou(a, b), [[1 / 7, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], rtol=1e-6)
+    wide = jnp.asarray([[0.0, 0.0, 4.0, 1.0]])
+    tall = jnp.asarray([[0.0, 0.0, 1.0, 4.0]])            # a transposed box: overlap 1 of 7
+    np.testing.assert_allclose(detection.iou(wide, tall), [[1 / 7]], rtol=1e-6)
+
+
+def test_anchors_sit_at_cell_centres_with_their_area_and_ratio():
+    boxes = detection.anchors(2, 3, 8.0, sizes=(16.0, 32.0), ratios=(0.5, 2.0))
+    assert boxes.shape == (2 * 3 * 4, 4)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    np.testing.assert_allclose(w * h, np.tile([256, 256, 1024, 1024], 6), rtol=1e-5)
+    np.testing.assert_allclose(h / w, np.tile([0.5, 2.0, 0.5, 2.0], 6), rtol=1e-5)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    np.testing.assert_allclose(centres[::4], [[4, 4], [12, 4], [20, 4], [4, 12], [12, 12], [20, 12]])
+
+
+def test_encode_by_hand_and_decode_of_zero_is_the_reference():
+    reference = jnp.asarray([[10.0, 20.0, 30.0, 60.0]])             # centre (20, 40), size (20, 40)
+    box = jnp.asarray([[20.0, 20.0, 60.0, 100.0]])                  # centre (40, 60), size (40, 80)
+    np.testing.assert_allclose(detection.encode(box, reference), [[1.0, 0.5, np.log(2), np.log(2)]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(detection.encode(box, reference, (10, 10, 5, 5)),
+                               [[10.0, 5.0, 5 * np.log(2), 5 * np.log(2)]], rtol=1e-6)
+    np.testing.assert_allclose(detection.decode(jnp.zeros((1, 4)), reference), reference)
+    huge = detection.decode(jnp.asarray([[0.0, 0.0, 50.0, 50.0]]), reference)
+    assert np.all(np.isfinite(huge))
+    assert float(huge[0, 2] - huge[0, 0]) == pytest.approx(20 * 1000 / 16, rel=1e-4)  # clipped
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-50, 50), min_size=4, max_size=4),
+       st.lists(st.floats(1, 80), min_size=4, max_size=4))
+def test_encode_then_decode_gives_the_box_back(corner, sizes):
+    box = jnp.asarray([[corner[0], corner[1], corner[0] + sizes[0], corner[1] + sizes[1]]], jnp.float32)
+    ref = jnp.asarray([[corner[2], corner[3], corner[2] + sizes[2], corner[3] + sizes[3]]], jnp.float32)
+    weights = (10.0, 10.0, 5.0, 5.0)
+    back = detection.decode(detection.encode(box, ref, weights), ref, weights)
+    np.testing.assert_allclose(back, box, atol=1e-3)
+
+
+def _plain_iou(a, b):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union
+
+
+def _greedy_nms(boxes, scores, threshold, max_out):
+    order, kept = list(np.argsort(-scores, kind="stable")), []
+    while order and len(kept) < max_out:
+        best = order.pop(0)
+        if not np.isfinite(scores[best]):
+            break
+        kept.append(best)
+        order = [i for i in order if _plain_iou(boxes[best], boxes[i]) <= threshold]
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nms_keeps_what_a_plain_greedy_nms_keeps(seed):
+    rng = np.random.default_rng(seed)
+    corner = rng.uniform(0, 40, (60, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(4, 20, (60, 2))], 1).astype(np.float32)
+    scores = rng.permutation(60).astype(np.float32)                # distinct: one right answer
+    scores[:5] = -np.inf                                           # padding: never kept
+    expected = _greedy_nms(boxes, scores, 0.5, 80)
+    indices, valid = detection.nms(jnp.asarray(boxes), jnp.asarray(scores), 0.5, 80)
+    assert np.asarray(indices)[np.asarray(valid)].tolist() == expected
+    assert not np.asarray(valid)[len(expected):].any() and np.asarray(valid)[:len(expected)].all()
+    indices, valid = detection.nms(jnp.asarray(boxes), jnp.asarray(scores), 0.5, 3)
+    assert np.asarray(indices).tolist() == expected[:3] and np.asarray(valid).all()
+
+
+def _features(h=4, w=5, c=2):
+    return jnp.arange(h * w * c, dtype=jnp.float32).reshape(h, w, c) ** 1.5  # not linear: bilinear shows
+
+
+def test_roi_align_is_a_hand_computed_bilinear_sample():
+    f = np.asarray(_features())
+    # one bin, one sample at the box centre; the paper's version (no half-cell shift), stride 2:
+    # box (3, 1)-(7, 4) pixels -> cells (1.5, 0.5)-(3.5, 2.0), centre (x 2.5, y 1.25)
+    box = jnp.asarray([[3.0, 1.0, 7.0, 4.0]])
+    out = detection.roi_align(jnp.asarray(f), box, (1, 1), 0.5, sampling=1, aligned=False)
+    expected = (f[1, 2] * 0.75 * 0.5 + f[1, 3] * 0.75 * 0.5 + f[2, 2] * 0.25 * 0.5 + f[2, 3] * 0.25 * 0.5)
+    np.testing.assert_allclose(out[0, 0, 0], expected, rtol=1e-6)
+    # aligned: half a cell up and left, at (y 0.75, x 2.0)
+    shifted = detection.roi_align(jnp.asarray(f), box, (1, 1), 0.5, sampling=1, aligned=True)
+    np.testing.assert_allclose(shifted[0, 0, 0], f[0, 2] * 0.25 + f[1, 2] * 0.75, rtol=1e-6)
+
+
+def test_roi_align_has_the_bilinear_weights_as_its_gradient_in_the_features():
+    box = jnp.asarray([[3.0, 1.0, 7.0, 4.0]])
+    sample = lambda f: detection.roi_align(f, box, (1, 1), 0.5, sampling=1, aligned=False)[0, 0, 0, 0]
+    grad = jax.grad(sample)(_features())
+    expected = np.zeros((4, 5, 2))
+    expected[1, 2, 0], expected[1, 3, 0], expected[2, 2, 0], expected[2, 3, 0] = 0.375, 0.375, 0.125, 0.125
+    np.testing.assert_allclose(grad, expected, atol=1e-7)
+    # and in the box: moving it moves the sample (RoIPool's rounding has no such gradient)
+    box_grad = jax.grad(lambda b: detection.roi_align(_features(), b, (2, 2), 0.5, aligned=False).sum())(box)
+    assert np.abs(np.asarray(box_grad)).sum() > 0
+
+
+def test_roi_pool_rounds_the_box_so_fractional_moves_do_not_show_where_roi_align_does():
+    f = _features(6, 7, 1)
+    box = jnp.asarray([[2.2, 2.1, 9.8, 8.2]])                      # stride 2 -> cells x 1.1..4.9, y 1.05..4.1
+    pooled = detection.roi_pool(f, box, (2, 2), 0.5)
+    # rounded: cols [1, 5), rows [1, 4): bins rows [1, 3) / [2, 4) (3 rows: floor/ceil), cols [1, 3) / [3, 5)
+    fn = np.asarray(f)[..., 0]
+    expected = [[fn[1:3, 1:3].max(), fn[1:3, 3:5].max()], [fn[2:4, 1:3].max(), fn[2:4, 3:5].max()]]
+    np.testing.assert_allclose(pooled[0, :, :, 0], expected)
+    nudged = box + jnp.asarray([0.3, 0.3, 0.3, 0.3])                # 0.15 cells: rounds the same
+    np.testing.assert_array_equal(detection.roi_pool(f, nudged, (2, 2), 0.5), pooled)
+    aligned = [detection.roi_align(f, b, (2, 2), 0.5) for b in (box, nudged)]
+    assert not np.allclose(*aligned)
+
+
+def test_roi_pool_of_a_box_outside_the_map_is_0_and_a_tiny_box_still_covers_a_cell():
+    f = _features(4, 5, 2) + 1.0
+    outside = detection.roi_pool(f, jnp.asarray([[40.0, 40.0, 60.0, 60.0]]), (2, 2), 0.5)
+    assert not np.asarray(outside).any()
+    tiny = detection.roi_pool(f, jnp.asarray([[4.1, 2.1, 4.2, 2.2]]), (2, 2), 0.5)  # one cell: (1, 2)
+    np.testing.assert_allclose(tiny[0], np.broadcast_to(np.asarray(f)[1, 2], (2, 2, 2)))
