@@ -136,3 +136,84 @@ def test_roi_pool_of_a_box_outside_the_map_is_0_and_a_tiny_box_still_covers_a_ce
     assert not np.asarray(outside).any()
     tiny = detection.roi_pool(f, jnp.asarray([[4.1, 2.1, 4.2, 2.2]]), (2, 2), 0.5)  # one cell: (1, 2)
     np.testing.assert_allclose(tiny[0], np.broadcast_to(np.asarray(f)[1, 2], (2, 2, 2)))
+
+
+# --- MNIST detection scenes (repro/data/scenes.py) --------------------------------------------------
+
+def _digits(n, first_label, seed):
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, 28, 28, 1), np.uint8)
+    images[:, 6:22, 9:19] = rng.integers(0, 256, (n, 16, 10, 1))  # ink off-centre, not square
+    return images, (np.arange(n) % 5 + first_label).astype(np.int32)
+
+
+def test_scenes_are_deterministic_and_their_boxes_are_tight_around_their_masks():
+    from repro.data.scenes import SceneSettings, make_scenes
+
+    images, labels = _digits(20, 0, 0)
+    settings = SceneSettings(canvas=48, max_digits=3, min_size=12, max_size=30, max_overlap=0.2)
+    scenes = make_scenes(images, labels, 30, settings, seed=0, stream=0)
+    again = make_scenes(images, labels, 30, settings, seed=0, stream=0)
+    assert all(np.array_equal(scenes[k], again[k]) for k in scenes)
+    other = make_scenes(images, labels, 30, settings, seed=1, stream=0)
+    assert not np.array_equal(scenes["image"], other["image"])
+    valid = scenes["valid"].astype(bool)
+    assert valid.any(1).all() and valid.sum() > 30                   # 1-3 digits each, some scenes > 1
+    for i, slot in zip(*np.nonzero(valid), strict=True):
+        mask = scenes["masks"][i, slot].astype(bool)
+        rows, cols = np.nonzero(mask)
+        np.testing.assert_array_equal(scenes["boxes"][i, slot],
+                                      [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+        assert np.all(scenes["image"][i, :, :, 0][mask] >= settings.mask_threshold)
+        assert scenes["classes"][i, slot] in set(labels.tolist())
+    assert not scenes["masks"][~valid].any() and not scenes["boxes"][~valid].any()
+    for i in range(30):
+        boxes = scenes["boxes"][i][valid[i]]
+        overlaps = np.asarray(detection.iou(jnp.asarray(boxes), jnp.asarray(boxes)))
+        assert np.all(overlaps[~np.eye(len(boxes), dtype=bool)] <= 0.2 + 1e-6)
+
+
+def test_scene_sizes_reach_both_ends_of_their_range():
+    from repro.data.scenes import SceneSettings, make_scenes
+
+    images = np.full((4, 28, 28, 1), 255, np.uint8)                 # ink everywhere: box = frame
+    settings = SceneSettings(canvas=40, max_digits=1, min_size=10, max_size=13, max_overlap=1.0)
+    scenes = make_scenes(images, np.zeros(4, np.int32), 200, settings, seed=0, stream=0)
+    widths = scenes["boxes"][:, 0, 2] - scenes["boxes"][:, 0, 0]
+    assert set(widths.tolist()) == {10.0, 11.0, 12.0, 13.0}
+    x0 = scenes["boxes"][:, 0, 0]
+    assert x0.min() == 0 and (x0 + widths).max() == 40               # flush with both edges
+
+
+def test_train_scenes_use_train_digits_only_and_the_digest_names_the_arrays():
+    from repro.data.dataset import Dataset
+    from repro.data.scenes import MnistScenes
+
+    train, test = _digits(30, 0, 1), _digits(10, 5, 2)                # classes 0-4 / 5-9
+    data = Dataset("mnist", {"train": {"image": train[0], "label": train[1]},
+                             "test": {"image": test[0], "label": test[1]}}, "hand-made")
+    derive = MnistScenes(train_scenes=12, test_scenes=6, canvas=48, min_size=12, max_size=24)
+    scenes = derive(data)
+    assert scenes.split("train")["image"].shape == (12, 48, 48, 1) and len(scenes.split("test")["valid"]) == 6
+    for split, allowed in (("train", range(5)), ("test", range(5, 10))):
+        s = scenes.split(split)
+        assert set(s["classes"][s["valid"].astype(bool)].tolist()) <= set(allowed)
+    assert scenes.fields["boxes"].valid == "valid" and scenes.fields["masks"].kind == "masks"
+    sha = scenes.files["mnist_scenes"]["sha256"]
+    assert derive(data).files["mnist_scenes"]["sha256"] == sha
+    assert MnistScenes(12, 6, seed=1, canvas=48, min_size=12, max_size=24)(data).files["mnist_scenes"][
+        "sha256"] != sha
+    with pytest.raises(ValueError, match="min_size <= max_size"):
+        MnistScenes(canvas=32, min_size=20, max_size=40)
+
+
+def test_ground_truth_scenes_score_coco_ap_1_for_boxes_and_masks():
+    from repro import coco
+    from repro.data.scenes import SceneSettings, make_scenes
+
+    images, labels = _digits(20, 0, 3)
+    scenes = make_scenes(images, labels, 10, SceneSettings(canvas=48, min_size=12, max_size=30), 0, 1)
+    perfect = {"boxes": scenes["boxes"], "scores": scenes["valid"].astype(np.float32),
+               "classes": scenes["classes"], "masks": scenes["masks"]}
+    for iou_type, key in (("bbox", "box_ap"), ("segm", "mask_ap")):
+        assert coco.CocoAP(iou_type=iou_type).compute(perfect, scenes)[key] == pytest.approx(1.0)
