@@ -1,0 +1,271 @@
+"""A small two-stage detector in the manner of Faster R-CNN (Ren et al. 2015) and, with its mask
+branch, Mask R-CNN (He et al. 2017), sized for 64x64 scenes on a CPU; every shape fixed (padded
+instances, proposals and detections), so training is one jitted, scanned step like any model's.
+
+Backbone: a 3x3 conv stem, then `log2(stride)` stride-2 3x3 convs (ReLU): one feature map of
+stride 8 (the C4-like variant) or 16 / 32 (C5-like). RPN: a 3x3 conv and two 1x1 convs scoring and
+regressing `len(sizes) x len(ratios)` anchors per cell; proposals decoded, clipped, the top
+`pre_nms` kept, NMS at 0.7 to `train_proposals` / `test_proposals`. RoI head: `roi_op`
+("align": RoIAlign, "pool": RoIPool; everything else equal) to 7x7, two fully connected layers of
+`hidden` units, a (classes + 1)-way softmax and class-specific box regression. Mask head (with
+`masks=True`): the same RoI operator to 14x14, two 3x3 convs of `channels`, a 2x transposed conv
+to 28x28 and a 1x1 conv to one mask per class (`mask_loss` "sigmoid": per-class binary, the paper's;
+"softmax": a per-pixel softmax over classes and background, its multinomial ablation).
+
+Training (`losses`): the RPN's 64 sampled anchors per image (half positive at most: IoU >= 0.7, or
+a box's best anchor; negatives below 0.3), the head's 64 sampled RoIs per image from the
+proposals and the ground-truth boxes (a quarter foreground at most: IoU >= 0.5), smooth-L1 box
+losses on the foreground, mask loss on the foreground RoIs' own class (the mask branch sees only
+them: the first quarter of the sample). Inference (`__call__`):
+`detections` boxes per image after per-class NMS at 0.5, each with its score, its class (0-based,
+as the data's) and, with masks, its mask pasted into the image (threshold 0.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from repro import detection
+
+BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # the RoI head's target scaling (Fast R-CNN's)
+ROI_OPS = ("align", "pool")
+MASK_LOSSES = ("sigmoid", "softmax")
+
+
+def _smooth_l1(x, beta: float = 1.0 / 9.0):
+    ax = jnp.abs(x)
+    return jnp.where(ax < beta, 0.5 * ax * ax / beta, ax - 0.5 * beta)
+
+
+def _sample(candidates, priority, limit):
+    """The `limit` candidates (bool [N]) of highest priority, as a bool mask; limit may be traced."""
+    score = jnp.where(candidates, priority, -1.0)
+    rank = jnp.argsort(jnp.argsort(-score))
+    return candidates & (rank < limit)
+
+
+class Detector(nnx.Module):
+    def __init__(self, image_shape: Sequence[int], num_classes: int, stride: int = 8, channels: int = 64,
+                 sizes: Sequence[float] = (16.0, 32.0), ratios: Sequence[float] = (0.5, 1.0, 2.0),
+                 roi_op: str = "align", masks: bool = False, mask_loss: str = "sigmoid", hidden: int = 256,
+                 pre_nms: int = 200, train_proposals: int = 64, test_proposals: int = 50,
+                 detections: int = 20,
+                 rpn_samples: int = 64, roi_samples: int = 64, *, rngs: nnx.Rngs):
+        h, w, c = image_shape
+        if stride not in (8, 16, 32) or h % stride or w % stride:
+            raise ValueError(f"stride must be 8, 16 or 32 and divide the {h}x{w} image: got {stride}")
+        if roi_op not in ROI_OPS:
+            raise ValueError(f"roi_op {roi_op!r}: one of {ROI_OPS}")
+        if mask_loss not in MASK_LOSSES:
+            raise ValueError(f"mask_loss {mask_loss!r}: one of {MASK_LOSSES}")
+        self.image_hw, self.num_classes, self.stride = (h, w), num_classes, stride
+        self.roi_op, self.with_masks, self.mask_loss = roi_op, masks, mask_loss
+        self.pre_nms, self.train_proposals, self.test_proposals = pre_nms, train_proposals, test_proposals
+        self.detections, self.rpn_samples, self.roi_samples = detections, rpn_samples, roi_samples
+        self.anchors = nnx.Variable(jnp.asarray(detection.anchors(h // stride, w // stride, stride, sizes,
+                                                                  ratios)))
+        a = len(sizes) * len(ratios)
+        convs = [nnx.Conv(c, channels // 2, (3, 3), rngs=rngs)]
+        width = channels // 2
+        for _ in range(int(np.log2(stride))):
+            convs.append(nnx.Conv(width, channels, (3, 3), strides=2, rngs=rngs))
+            width = channels
+        self.backbone = nnx.List(convs)
+        self.rpn_conv = nnx.Conv(channels, channels, (3, 3), rngs=rngs)
+        self.rpn_score = nnx.Conv(channels, a, (1, 1), rngs=rngs)
+        self.rpn_delta = nnx.Conv(channels, 4 * a, (1, 1), kernel_init=nnx.initializers.normal(0.01),
+                                  rngs=rngs)
+        self.fc1 = nnx.Linear(7 * 7 * channels, hidden, rngs=rngs)
+        self.fc2 = nnx.Linear(hidden, hidden, rngs=rngs)
+        self.cls = nnx.Linear(hidden, num_classes + 1, rngs=rngs)
+        self.box = nnx.Linear(hidden, 4 * num_classes, kernel_init=nnx.initializers.normal(0.001), rngs=rngs)
+        if masks:
+            self.mask_convs = nnx.List([nnx.Conv(channels, channels, (3, 3), rngs=rngs),
+                                        nnx.Conv(channels, channels, (3, 3), rngs=rngs)])
+            self.mask_up = nnx.ConvTranspose(channels, channels, (2, 2), strides=(2, 2), rngs=rngs)
+            outputs = num_classes + 1 if mask_loss == "softmax" else num_classes
+            self.mask_out = nnx.Conv(channels, outputs, (1, 1), rngs=rngs)
+
+    # --- shared pieces -----------------------------------------------------------------------------
+    def features(self, images):
+        x = images
+        for conv in self.backbone:
+            x = jax.nn.relu(conv(x))
+        return x
+
+    def rpn(self, feats):
+        b = feats.shape[0]
+        x = jax.nn.relu(self.rpn_conv(feats))
+        return self.rpn_score(x).reshape(b, -1), self.rpn_delta(x).reshape(b, -1, 4)
+
+    def proposals(self, scores, deltas, count: int):
+        """Per image: the RPN's top boxes after NMS, [count, 4], and which are real [count]."""
+        h, w = self.image_hw
+        boxes = detection.clip(detection.decode(deltas, self.anchors[...]), h, w)
+        big_enough = detection.area(boxes) >= 4.0
+        k = min(self.pre_nms, len(scores))
+        top_scores, top = jax.lax.top_k(jnp.where(big_enough, scores, -jnp.inf), k)
+        keep, valid = detection.nms(boxes[top], top_scores, 0.7, count)
+        return jax.lax.stop_gradient(boxes[top][keep]), valid
+
+    def pooled(self, feats, rois, size: int):
+        """The RoI operator on one image's features: [R, size, size, C]."""
+        if self.roi_op == "pool":
+            return detection.roi_pool(feats, rois, (size, size), 1.0 / self.stride)
+        return detection.roi_align(feats, rois, (size, size), 1.0 / self.stride)
+
+    def head(self, feats, rois):
+        x = self.pooled(feats, rois, 7).reshape(len(rois), -1)
+        x = jax.nn.relu(self.fc2(jax.nn.relu(self.fc1(x))))
+        return self.cls(x), self.box(x).reshape(len(rois), self.num_classes, 4)
+
+    def mask_logits(self, feats, rois):
+        x = self.pooled(feats, rois, 14)
+        for conv in self.mask_convs:
+            x = jax.nn.relu(conv(x))
+        return self.mask_out(jax.nn.relu(self.mask_up(x)))  # [R, 28, 28, classes (+ 1)]
+
+    # --- inference ---------------------------------------------------------------------------------
+    def __call__(self, images, train: bool = False, rngs: nnx.Rngs | None = None):
+        feats = self.features(images)
+        scores, deltas = self.rpn(feats)
+        return jax.vmap(self._detect)(feats, scores, deltas)
+
+    def _detect(self, feats, scores, deltas):
+        h, w = self.image_hw
+        rois, valid = self.proposals(scores, deltas, self.test_proposals)
+        logits, box_deltas = self.head(feats, rois)
+        probs = jax.nn.softmax(logits, -1)[:, 1:]
+        cls = jnp.argmax(probs, -1)
+        score = jnp.where(valid, jnp.take_along_axis(probs, cls[:, None], 1)[:, 0], -jnp.inf)
+        own = box_deltas[jnp.arange(len(rois)), cls]
+        boxes = detection.clip(detection.decode(own, rois, BOX_WEIGHTS), h, w)
+        offset = (cls * 2 * max(h, w)).astype(jnp.float32)[:, None]  # per-class NMS: classes never overlap
+        keep, kept = detection.nms(boxes + offset, score, 0.5, self.detections)
+        out = {"boxes": boxes[keep] * kept[:, None], "scores": jnp.where(kept, score[keep], 0.0),
+               "classes": cls[keep]}
+        if self.with_masks:
+            masks = self.mask_logits(feats, boxes[keep])
+            channel = cls[keep] + (1 if self.mask_loss == "softmax" else 0)
+            if self.mask_loss == "softmax":
+                masks = jax.nn.softmax(masks, -1)
+            else:
+                masks = jax.nn.sigmoid(masks)
+            chosen = jnp.take_along_axis(masks, channel[:, None, None, None], -1)[..., 0]
+            out["masks"] = (jax.vmap(lambda m, b: paste(m, b, h, w))(chosen, boxes[keep]) >= 0.5
+                            ).astype(jnp.uint8) * kept[:, None, None]
+        return out
+
+    # --- training ----------------------------------------------------------------------------------
+    def losses(self, batch, key) -> dict:
+        """Mean over the batch of each loss term (`rpn_cls`, `rpn_box`, `cls`, `box`, and `mask`)."""
+        feats = self.features(batch["image"])
+        scores, deltas = self.rpn(feats)
+        keys = jax.random.split(key, len(scores))
+        masks = batch.get("masks") if self.with_masks else None
+        per_image = jax.vmap(self._losses, in_axes=(0, 0, 0, 0, 0, 0, 0 if masks is not None else None, 0))(
+            feats, scores, deltas, batch["boxes"], batch["classes"], batch["valid"], masks, keys)
+        return {k: v.mean() for k, v in per_image.items()}
+
+    def _losses(self, feats, scores, deltas, gt_boxes, gt_classes, gt_valid, gt_masks, key):
+        rpn_key, roi_key = jax.random.split(key)
+        gt_valid = gt_valid.astype(bool)
+        out = self._rpn_losses(scores, deltas, gt_boxes, gt_valid, rpn_key)
+        proposals, prop_valid = self.proposals(scores, deltas, self.train_proposals)
+        rois = jnp.concatenate([proposals, gt_boxes])
+        candidates = jnp.concatenate([prop_valid, gt_valid])
+        overlaps = jnp.where(gt_valid[None], detection.iou(rois, gt_boxes), -1.0)
+        best, match = overlaps.max(1), overlaps.argmax(1)
+        fg = candidates & (best >= 0.5)
+        bg = candidates & (best < 0.5)
+        priority = jax.random.uniform(roi_key, best.shape)
+        fg = _sample(fg, priority, self.roi_samples // 4)
+        bg = _sample(bg, priority, self.roi_samples - fg.sum())
+        # a fixed number of RoIs: the sampled ones first (stable order), then padding with weight 0
+        order = jnp.argsort(~(fg | bg), stable=True)[: self.roi_samples]
+        rois, fg, used, match = rois[order], fg[order], (fg | bg)[order], match[order]
+        labels = jnp.where(fg, gt_classes[match] + 1, 0)
+        logits, box_deltas = self.head(feats, rois)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        out["cls"] = (ce * used).sum() / jnp.maximum(used.sum(), 1)
+        cls = jnp.maximum(labels - 1, 0)
+        targets = detection.encode(gt_boxes[match], rois, BOX_WEIGHTS)
+        reg = _smooth_l1(box_deltas[jnp.arange(len(rois)), cls] - targets, beta=1.0).sum(-1)
+        out["box"] = (reg * fg).sum() / jnp.maximum(used.sum(), 1)
+        if self.with_masks:  # on the foreground RoIs only (at most a quarter of the sample)
+            first = jnp.argsort(~fg, stable=True)[: self.roi_samples // 4]
+            out["mask"] = self._mask_loss(feats, rois[first], fg[first], cls[first], gt_masks[match[first]])
+        return out
+
+    def _rpn_losses(self, scores, deltas, gt_boxes, gt_valid, key):
+        anchors = self.anchors[...]
+        overlaps = jnp.where(gt_valid[None], detection.iou(anchors, gt_boxes), -1.0)
+        best, match = overlaps.max(1), overlaps.argmax(1)
+        best_of_box = overlaps.max(0)
+        is_best = ((overlaps == best_of_box[None]) & gt_valid[None] & (best_of_box[None] > 0)).any(1)
+        positive = (best >= 0.7) | is_best
+        negative = (best < 0.3) & (best > -1.0) & ~positive | (~gt_valid.any() & ~positive)
+        priority = jax.random.uniform(key, best.shape)
+        positive = _sample(positive, priority, self.rpn_samples // 2)
+        negative = _sample(negative, priority, self.rpn_samples - positive.sum())
+        used = positive | negative
+        bce = optax.sigmoid_binary_cross_entropy(scores, positive.astype(jnp.float32))
+        targets = detection.encode(gt_boxes[match], anchors)
+        reg = _smooth_l1(deltas - targets).sum(-1)
+        n = jnp.maximum(used.sum(), 1)
+        return {"rpn_cls": (bce * used).sum() / n, "rpn_box": (reg * positive).sum() / n}
+
+    def _mask_loss(self, feats, rois, fg, cls, gt_masks):
+        """Mask targets: each foreground RoI's own instance mask cut to the RoI and resized to 28x28
+        (RoIAlign of the mask, >= 0.5)."""
+        logits = self.mask_logits(feats, rois)  # [R, 28, 28, K (+1)]
+        cut = lambda m, r: detection.roi_align(m[..., None].astype(jnp.float32), r[None], (28, 28), 1.0)
+        targets = jax.vmap(cut)(gt_masks, rois)[:, 0, ..., 0] >= 0.5
+        if self.mask_loss == "sigmoid":
+            chosen = jnp.take_along_axis(logits, cls[:, None, None, None], -1)[..., 0]
+            per_roi = optax.sigmoid_binary_cross_entropy(chosen, targets.astype(jnp.float32)).mean((1, 2))
+        else:
+            labels = jnp.where(targets, (cls + 1)[:, None, None], 0)
+            per_roi = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean((1, 2))
+        return (per_roi * fg).sum() / jnp.maximum(fg.sum(), 1)
+
+
+def paste(mask, box, height: int, width: int):
+    """A [m, m] mask of a box pasted into an image [height, width]: each pixel centre inside the
+    box samples the mask bilinearly; pixels outside it are 0."""
+    size = mask.shape[0]
+    rows = jnp.arange(height, dtype=jnp.float32)[:, None] + 0.5
+    cols = jnp.arange(width, dtype=jnp.float32)[None, :] + 0.5
+    x0, y0, x1, y1 = box[0], box[1], box[2], box[3]
+    u = (cols - x0) / jnp.maximum(x1 - x0, 1e-6) * size - 0.5
+    v = (rows - y0) / jnp.maximum(y1 - y0, 1e-6) * size - 0.5
+    inside = (cols >= x0) & (cols < x1) & (rows >= y0) & (rows < y1)
+    u, v = jnp.broadcast_to(u, (height, width)), jnp.broadcast_to(v, (height, width))
+    sampled = detection.bilinear(mask[..., None], v, u)[..., 0]
+    return jnp.where(inside, sampled, 0.0)
+
+
+class DetectionLoss:
+    """The objective of Detector: the sum of its losses (each logged). Evaluation reports the same
+    losses per image with a fixed sampling key (detection quality itself is COCO AP: repro/coco.py)."""
+
+    def __init__(self, eval_seed: int = 0):
+        self.eval_seed = eval_seed
+
+    def train_loss(self, model, batch, *, rngs=None):
+        key = rngs.dropout() if rngs is not None else jax.random.key(self.eval_seed)
+        terms = model.losses(batch, key)
+        return sum(terms.values()), {"loss": sum(terms.values()), **terms}
+
+    def per_example(self, model, batch, *, train: bool, rngs=None) -> dict:
+        key = jax.random.key(self.eval_seed)
+        one = lambda b: model.losses(jax.tree.map(lambda v: v[None], b), key)
+        fields = {k: batch[k] for k in ("image", "boxes", "classes", "valid", "masks") if k in batch}
+        terms = jax.vmap(one)(fields)
+        return {"loss": sum(terms.values()), **terms}
