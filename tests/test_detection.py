@@ -303,3 +303,25 @@ def test_a_detector_overfits_a_handful_of_scenes_and_its_mask_branch_learns():
     assert float(jnp.abs(first_grads.mask_out.kernel[...]).sum()) > 0
     per_image = objective.per_example(masked, batch, train=False)
     assert per_image["mask"].shape == (4,) and np.all(np.isfinite(per_image["loss"]))
+
+
+@pytest.mark.skipif(not (REAL_DATA / "mnist").is_dir(), reason="no MNIST mirror")
+def test_the_detector_trains_on_the_shared_loop_and_is_scored_by_coco_for_boxes_and_masks():
+    from flax import nnx
+
+    from repro import coco
+    from repro.data.transforms import Normalize, Transforms
+    from repro.loop import Trainer, seed_keys
+    from repro.models.rcnn import DetectionLoss, Detector
+
+    split, _ = _scenes(8, seed=3)
+    model = Detector((64, 64, 1), 10, masks=True, train_proposals=16, test_proposals=16, roi_samples=16,
+                     rngs=nnx.Rngs(0))
+    trainer = Trainer(model, optax.adam(1e-3), DetectionLoss(), Transforms([Normalize([0.0], [255.0])]),
+                      split, {"test": split}, batch_size=4, keys=seed_keys(0), eval_batch_size=4,
+                      evaluators=[coco.CocoAP("test", "bbox"), coco.CocoAP("test", "segm", final_only=True)])
+    _, history, _ = trainer.fit(trainer.initial_state, 4, chunk_steps=2, eval_every=2)
+    assert [r["step"] for r in history if "test/box_ap" in r] == [0, 2, 4]
+    assert "test/mask_ap" in history[-1] and "test/mask_ap" not in history[0]
+    assert all(0.0 <= history[-1][k] <= 1.0 for k in ("test/box_ap", "test/box_ap50", "test/mask_ap"))
+    assert np.isfinite(history[-1]["test/loss"]) and history[-1]["train/rpn_cls"] > 0
