@@ -32,6 +32,7 @@ import optax
 from flax import nnx
 
 from repro import detection
+from repro.models.conv import Conv
 
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # the RoI head's target scaling (Fast R-CNN's)
 ROI_OPS = ("align", "pool")
@@ -71,26 +72,28 @@ class Detector(nnx.Module):
         self.anchors = nnx.Variable(jnp.asarray(detection.anchors(h // stride, w // stride, stride, sizes,
                                                                   ratios)))
         a = len(sizes) * len(ratios)
-        convs = [nnx.Conv(c, channels // 2, (3, 3), rngs=rngs)]
+        convs = [Conv(c, channels // 2, (3, 3), rngs=rngs)]
         width = channels // 2
         for _ in range(int(np.log2(stride))):
-            convs.append(nnx.Conv(width, channels, (3, 3), strides=2, rngs=rngs))
+            convs.append(Conv(width, channels, (3, 3), strides=2, rngs=rngs))
             width = channels
         self.backbone = nnx.List(convs)
-        self.rpn_conv = nnx.Conv(channels, channels, (3, 3), rngs=rngs)
-        self.rpn_score = nnx.Conv(channels, a, (1, 1), rngs=rngs)
-        self.rpn_delta = nnx.Conv(channels, 4 * a, (1, 1), kernel_init=nnx.initializers.normal(0.01),
+        self.rpn_conv = Conv(channels, channels, (3, 3), rngs=rngs)
+        self.rpn_score = Conv(channels, a, (1, 1), rngs=rngs)
+        self.rpn_delta = Conv(channels, 4 * a, (1, 1), kernel_init=nnx.initializers.normal(0.01),
                                   rngs=rngs)
         self.fc1 = nnx.Linear(7 * 7 * channels, hidden, rngs=rngs)
         self.fc2 = nnx.Linear(hidden, hidden, rngs=rngs)
         self.cls = nnx.Linear(hidden, num_classes + 1, rngs=rngs)
         self.box = nnx.Linear(hidden, 4 * num_classes, kernel_init=nnx.initializers.normal(0.001), rngs=rngs)
         if masks:
-            self.mask_convs = nnx.List([nnx.Conv(channels, channels, (3, 3), rngs=rngs),
-                                        nnx.Conv(channels, channels, (3, 3), rngs=rngs)])
-            self.mask_up = nnx.ConvTranspose(channels, channels, (2, 2), strides=(2, 2), rngs=rngs)
+            self.mask_convs = nnx.List([Conv(channels, channels, (3, 3), rngs=rngs),
+                                        Conv(channels, channels, (3, 3), rngs=rngs)])
+            # a 2x2 stride-2 transposed conv, written as what it is: a linear map of each cell to a
+            # 2x2 block of cells (no convolution, so no slow conv gradient on XLA:CPU)
+            self.mask_up = nnx.Linear(channels, 4 * channels, rngs=rngs)
             outputs = num_classes + 1 if mask_loss == "softmax" else num_classes
-            self.mask_out = nnx.Conv(channels, outputs, (1, 1), rngs=rngs)
+            self.mask_out = Conv(channels, outputs, (1, 1), rngs=rngs)
 
     # --- shared pieces -----------------------------------------------------------------------------
     def features(self, images):
@@ -129,7 +132,9 @@ class Detector(nnx.Module):
         x = self.pooled(feats, rois, 14)
         for conv in self.mask_convs:
             x = jax.nn.relu(conv(x))
-        return self.mask_out(jax.nn.relu(self.mask_up(x)))  # [R, 28, 28, classes (+ 1)]
+        r, h, w, c = x.shape
+        x = self.mask_up(x).reshape(r, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(r, 2 * h, 2 * w, c)
+        return self.mask_out(jax.nn.relu(x))  # [R, 28, 28, classes (+ 1)]
 
     # --- inference ---------------------------------------------------------------------------------
     def __call__(self, images, train: bool = False, rngs: nnx.Rngs | None = None):
