@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Sequence
 
 import numpy as np
 
 IOU_TYPES = {"bbox": "box", "segm": "mask"}
+IOU_THRESHOLDS = tuple(50 + 5 * i for i in range(10))  # COCO's, in percent
 
 
 def _xywh(box) -> list[float]:
@@ -66,13 +68,14 @@ def detections(predictions: dict, iou_type: str = "bbox") -> list[dict]:
     return out
 
 
-def average_precision(gt: dict, results: list[dict], iou_type: str = "bbox") -> np.ndarray:
-    """COCOeval's 12 summary statistics (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ...)."""
+def average_precision(gt: dict, results: list[dict], iou_type: str = "bbox") -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval's 12 summary statistics (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ...) and
+    the AP at each of its 10 IoU thresholds 0.50, 0.55, ..., 0.95 (all areas, 100 detections)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     if not results:  # loadRes refuses an empty list: no detection is AP 0
-        return np.zeros(12)
+        return np.zeros(12), np.zeros(len(IOU_THRESHOLDS))
     with contextlib.redirect_stdout(io.StringIO()):  # COCO prints its progress and table
         coco_gt = COCO()
         coco_gt.dataset = gt
@@ -81,27 +84,39 @@ def average_precision(gt: dict, results: list[dict], iou_type: str = "bbox") -> 
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
-    return np.asarray(evaluation.stats, np.float64)
+    # precision [IoU, recall, class, area, max detections]: area "all" (0), 100 detections (-1);
+    # -1 marks a class without ground truth, left out of the mean as summarize() does
+    precision = evaluation.eval["precision"][:, :, :, 0, -1]
+    per_iou = np.asarray([p[p > -1].mean() if (p > -1).any() else -1.0 for p in precision], np.float64)
+    return np.asarray(evaluation.stats, np.float64), per_iou
 
 
 class CocoAP:
     """Host evaluator: COCO AP, AP50 and AP75 of the model's detections on split `split`, logged
-    as `<split>/<box|mask>_ap`, `..._ap50`, `..._ap75` (fractions, not percent)."""
+    as `<split>/<box|mask>_ap`, `..._ap50`, `..._ap75` (fractions, not percent), and the AP at every
+    IoU threshold as `..._ap_iou50` ... `..._ap_iou95` (the AP-vs-IoU curve), for `iou_type`
+    "bbox", "segm" or a list of both (scored from one pass of the model)."""
 
-    def __init__(self, split: str = "test", iou_type: str = "bbox", final_only: bool = False):
-        if iou_type not in IOU_TYPES:
-            raise ValueError(f"iou_type {iou_type!r}: one of {sorted(IOU_TYPES)}")
-        self.split, self.iou_type, self.final_only = split, iou_type, final_only
+    def __init__(self, split: str = "test", iou_type: str | Sequence[str] = "bbox", final_only: bool = False):
+        self.iou_types = [iou_type] if isinstance(iou_type, str) else list(iou_type)
+        for kind in self.iou_types:
+            if kind not in IOU_TYPES:
+                raise ValueError(f"iou_type {kind!r}: one of {sorted(IOU_TYPES)}")
+        self.split, self.final_only = split, final_only
 
     def predict(self, model, batch) -> dict:
         out = model(batch["image"], train=False)
-        keep = ("boxes", "scores", "classes", "masks") if self.iou_type == "segm" else (
-            "boxes", "scores", "classes")
+        keep = ("boxes", "scores", "classes") + (("masks",) if "segm" in self.iou_types else ())
         return {k: out[k] for k in keep}
 
     def compute(self, predictions: dict, examples: dict) -> dict[str, float]:
-        stats = average_precision(ground_truth(examples, self.iou_type),
-                                  detections(predictions, self.iou_type), self.iou_type)
-        prefix = IOU_TYPES[self.iou_type]
-        return {f"{prefix}_ap": float(stats[0]), f"{prefix}_ap50": float(stats[1]),
-                f"{prefix}_ap75": float(stats[2])}
+        metrics = {}
+        for kind in self.iou_types:
+            stats, per_iou = average_precision(ground_truth(examples, kind), detections(predictions, kind),
+                                               kind)
+            prefix = IOU_TYPES[kind]
+            metrics.update({f"{prefix}_ap": float(stats[0]), f"{prefix}_ap50": float(stats[1]),
+                            f"{prefix}_ap75": float(stats[2])})
+            metrics.update({f"{prefix}_ap_iou{t}": float(v)
+                            for t, v in zip(IOU_THRESHOLDS, per_iou, strict=True)})
+        return metrics

@@ -22,7 +22,7 @@ import yaml
 JUDGING = {
     "reported": ("variant", "metric", "step", "value", "floor", "paper_se", "paper_runs", "read_error",
                  "scale", "over_training", "steps_to"),
-    "claim_tests": ("a", "b", "metric", "step", "step_b", "metric_b", "steps_to", "expect", "than"),
+    "claim_tests": ("a", "b", "c", "d", "metric", "step", "step_b", "metric_b", "steps_to", "expect", "than"),
 }
 BEFORE, AFTER, UNKNOWN = "registered before", "set after the results", "unknown"
 
@@ -138,7 +138,7 @@ def variants_of(kind: str, row: dict) -> list[str]:
     """The variants whose runs a row judges."""
     if kind == "reported":
         return [row["variant"]]
-    return [row["a"], *([row["b"]] if row.get("b") else [])]
+    return [row[side] for side in ("a", "b", "c", "d") if row.get(side)]
 
 
 def counted(rows: list[dict]) -> str:

@@ -28,7 +28,8 @@ Number = int | float
 @dataclasses.dataclass
 class ReportedRow:
     """A number the paper reports, the variant and metric that reproduce it, and its tolerance
-    (repro/verdicts.py). `metric` is a logged metric (`test/accuracy`), a ratio `a / b`, or a
+    (repro/verdicts.py). `metric` is a logged metric (`test/accuracy`), a ratio `a / b` or a
+    difference `a - b` of two at the same step, or a
     result block's fact: `facts/<name>` (parameters, flops_per_example) or `timing/<name>`
     (steps_per_second, train_seconds, ...)."""
 
@@ -56,8 +57,9 @@ class ReportedRow:
 
 @dataclasses.dataclass
 class ClaimRow:
-    """A conclusion of the paper tested within seeds: a - b (or a alone) `expect`ed lower or
-    higher than `than` (repro/verdicts.py: check_claim)."""
+    """A conclusion of the paper tested within seeds: a - b (or a alone; or a difference of
+    differences, (a - b) - (c - d)) `expect`ed lower or higher than `than` (repro/verdicts.py:
+    check_claim)."""
 
     description: str
     a: str
@@ -65,6 +67,8 @@ class ClaimRow:
     expect: Literal["lower", "higher"]
     source: str
     b: str | None = None
+    c: str | None = None  # with d: the gain a - b compared with the gain c - d, seed by seed
+    d: str | None = None
     than: Number | None = None
     step: int | None = None
     step_b: int | None = None
@@ -207,9 +211,12 @@ def validate(spec: dict, where: str) -> dict:
     _check_compare_groups(spec["reported"], where)
     for i, claim in enumerate(spec.get("claim_tests", [])):
         _check_node(claim, ClaimRow, f"{where}.claim_tests[{i}]")
-        for side in ("a", "b"):
+        for side in ("a", "b", "c", "d"):
             if claim.get(side) is not None:
                 _check_variant(claim[side], variants, f"{where}.claim_tests[{i}].{side}")
+        if (claim.get("c") is None) != (claim.get("d") is None) or (claim.get("c") and not claim.get("b")):
+            raise SpecError(f"{where}.claim_tests[{i}]: c and d come together, and with b: the claim "
+                            f"is (a - b) - (c - d)")
     for name in spec.get("on_demand", []):
         _check_variant(name, variants, f"{where}.on_demand")
     for i, runs in enumerate(spec.get("superseded", [])):

@@ -3,9 +3,10 @@
 **Values.** A spec row reads `metric` from each run's history at `step` (None: the last
 evaluation), or from the result's `facts` or `timing` block when it is `facts/<name>` (e.g.
 `facts/parameters`) or `timing/<name>` (e.g. `timing/steps_per_second`). `metric` may be a
-ratio of two logged metrics, `"a / b"` (per run), a row with `steps_to: x` reads instead the
-first evaluated step at which the metric reaches x, and one with `over_training: min` (or max)
-the best value of any evaluation (a value selected on the metric itself: a row says so).
+ratio of two logged metrics, `"a / b"`, or their difference, `"a - b"` (per run), a row with
+`steps_to: x` reads instead the first evaluated step at which the metric reaches x, and one
+with `over_training: min` (or max) the best value of any evaluation (a value selected on the
+metric itself: a row says so).
 
 **Tolerance.** A row is within when |ours - paper| <= max(floor, 2 SE), with
 
@@ -28,7 +29,8 @@ tell its variant from the nearest one compared, so it **does not discriminate**,
 verdict of such a row does not count as within.
 
 **Claims.** A claim row tests what the paper concludes, within seeds: for every seed run in both
-variants `a` and `b`, d = value(a) - value(b) (or value(a) alone without `b`); the claim
+variants `a` and `b`, d = value(a) - value(b) (or value(a) alone without `b`; with `c` and `d`,
+a gain compared with another, d = (value(a) - value(b)) - (value(c) - value(d))); the claim
 `expect: lower` (or `higher`) than `than` (default 0) holds when the 95% t-interval of the mean
 of d lies on that side, is contradicted when it lies on the other, and is unresolved otherwise.
 `step_b` reads `b` at another step than `a` (e.g. two schedules compared after equal numbers of
@@ -41,6 +43,7 @@ unresolved).
 from __future__ import annotations
 
 import math
+import operator
 import statistics
 
 from scipy import stats
@@ -54,9 +57,10 @@ def value_of(result: dict, item: dict) -> float | None:
     if "steps_to" in item:
         reached = [r["step"] for r in result["history"] if r.get(metric, -math.inf) >= item["steps_to"]]
         return float(min(reached)) if reached else None
-    if " / " in metric:
-        top, bottom = (value_of(result, {**item, "metric": m.strip()}) for m in metric.split(" / "))
-        return None if top is None or bottom is None else top / bottom
+    for sign, combine in ((" / ", operator.truediv), (" - ", operator.sub)):  # a ratio or a difference
+        if sign in metric:
+            left, right = (value_of(result, {**item, "metric": m.strip()}) for m in metric.split(sign, 1))
+            return None if left is None or right is None else combine(left, right)
     block, _, name = metric.partition("/")
     if block in RESULT_BLOCKS:  # a static fact or a timing of the run, not a curve
         value = (result.get(block) or {}).get(name)
@@ -142,6 +146,10 @@ def check_claim(claim: dict, groups: dict[str, list[dict]]) -> dict:
     at_b = {**claim, **({"step": claim["step_b"]} if claim.get("step_b") is not None else {}),
             **({"metric": claim["metric_b"]} if claim.get("metric_b") else {})}
     b = values_by_seed(groups.get(claim["b"], []), at_b) if claim.get("b") else None
+    if claim.get("c"):  # (a - b) - (c - d): a gain compared with another, seed by seed
+        c = values_by_seed(groups.get(claim["c"], []), claim)
+        d_ = values_by_seed(groups.get(claim["d"], []), at_b)
+        a = {s: a[s] - c[s] + d_[s] for s in set(a) & set(c) & set(d_)}
     seeds = sorted(set(a) & set(b)) if b is not None else sorted(a)
     d = [a[s] - b[s] for s in seeds] if b is not None else [a[s] for s in seeds]
     row = {**claim, "n": len(d)}

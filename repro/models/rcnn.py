@@ -8,17 +8,19 @@ regressing `len(sizes) x len(ratios)` anchors per cell; proposals decoded, clipp
 `pre_nms` kept, NMS at 0.7 to `train_proposals` / `test_proposals`. RoI head: `roi_op`
 ("align": RoIAlign, "pool": RoIPool; everything else equal) to 7x7, two fully connected layers of
 `hidden` units, a (classes + 1)-way softmax and class-specific box regression. Mask head (with
-`masks=True`): the same RoI operator to 14x14, two 3x3 convs of `channels`, a 2x transposed conv
-to 28x28 and a 1x1 conv to one mask per class (`mask_loss` "sigmoid": per-class binary, the paper's;
-"softmax": a per-pixel softmax over classes and background, its multinomial ablation).
+`masks=True`): the same RoI operator to 14x14, two 3x3 convs of `mask_channels` (default
+`channels`), a 2x transposed conv to 28x28 and a 1x1 conv to one mask per class (`mask_loss`
+"sigmoid": per-class binary, the paper's; "softmax": a per-pixel softmax over classes and
+background, its multinomial ablation).
 
 Training (`losses`): the RPN's 64 sampled anchors per image (half positive at most: IoU >= 0.7, or
 a box's best anchor; negatives below 0.3), the head's 64 sampled RoIs per image from the
 proposals and the ground-truth boxes (a quarter foreground at most: IoU >= 0.5), smooth-L1 box
 losses on the foreground, mask loss on the foreground RoIs' own class (the mask branch sees only
-them: the first quarter of the sample). Inference (`__call__`):
-`detections` boxes per image after per-class NMS at 0.5, each with its score, its class (0-based,
-as the data's) and, with masks, its mask pasted into the image (threshold 0.5).
+them: the first `mask_rois` of the sample, default a quarter of it, averaged over the batch).
+Inference (`__call__`): `detections` boxes per image after per-class NMS at 0.5, each with its
+score, its class (0-based, as the data's) and, with masks, its mask pasted into the image
+(threshold 0.5).
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ class Detector(nnx.Module):
                  sizes: Sequence[float] = (16.0, 32.0), ratios: Sequence[float] = (0.5, 1.0, 2.0),
                  roi_op: str = "align", masks: bool = False, mask_loss: str = "sigmoid", hidden: int = 256,
                  pre_nms: int = 200, train_proposals: int = 64, test_proposals: int = 50,
-                 detections: int = 20,
-                 rpn_samples: int = 64, roi_samples: int = 64, *, rngs: nnx.Rngs):
+                 detections: int = 20, rpn_samples: int = 64, roi_samples: int = 64,
+                 mask_rois: int | None = None, mask_channels: int | None = None, *, rngs: nnx.Rngs):
         h, w, c = image_shape
         if stride not in (8, 16, 32) or h % stride or w % stride:
             raise ValueError(f"stride must be 8, 16 or 32 and divide the {h}x{w} image: got {stride}")
@@ -69,6 +71,7 @@ class Detector(nnx.Module):
         self.roi_op, self.with_masks, self.mask_loss = roi_op, masks, mask_loss
         self.pre_nms, self.train_proposals, self.test_proposals = pre_nms, train_proposals, test_proposals
         self.detections, self.rpn_samples, self.roi_samples = detections, rpn_samples, roi_samples
+        self.mask_rois = min(mask_rois or roi_samples // 4, roi_samples)
         self.anchors = nnx.Variable(jnp.asarray(detection.anchors(h // stride, w // stride, stride, sizes,
                                                                   ratios)))
         a = len(sizes) * len(ratios)
@@ -87,13 +90,13 @@ class Detector(nnx.Module):
         self.cls = nnx.Linear(hidden, num_classes + 1, rngs=rngs)
         self.box = nnx.Linear(hidden, 4 * num_classes, kernel_init=nnx.initializers.normal(0.001), rngs=rngs)
         if masks:
-            self.mask_convs = nnx.List([Conv(channels, channels, (3, 3), rngs=rngs),
-                                        Conv(channels, channels, (3, 3), rngs=rngs)])
+            m = mask_channels or channels
+            self.mask_convs = nnx.List([Conv(channels, m, (3, 3), rngs=rngs), Conv(m, m, (3, 3), rngs=rngs)])
             # a 2x2 stride-2 transposed conv, written as what it is: a linear map of each cell to a
             # 2x2 block of cells (no convolution, so no slow conv gradient on XLA:CPU)
-            self.mask_up = nnx.Linear(channels, 4 * channels, rngs=rngs)
+            self.mask_up = nnx.Linear(m, 4 * m, rngs=rngs)
             outputs = num_classes + 1 if mask_loss == "softmax" else num_classes
-            self.mask_out = Conv(channels, outputs, (1, 1), rngs=rngs)
+            self.mask_out = Conv(m, outputs, (1, 1), rngs=rngs)
 
     # --- shared pieces -----------------------------------------------------------------------------
     def features(self, images):
@@ -128,8 +131,10 @@ class Detector(nnx.Module):
         x = jax.nn.relu(self.fc2(jax.nn.relu(self.fc1(x))))
         return self.cls(x), self.box(x).reshape(len(rois), self.num_classes, 4)
 
-    def mask_logits(self, feats, rois):
-        x = self.pooled(feats, rois, 14)
+    def mask_logits(self, pooled):
+        """The mask head on RoI features [R, 14, 14, C] of any images, flattened (a vmap over images
+        would run its convs once per image: 3x slower on XLA:CPU)."""
+        x = pooled
         for conv in self.mask_convs:
             x = jax.nn.relu(conv(x))
         r, h, w, c = x.shape
@@ -140,7 +145,24 @@ class Detector(nnx.Module):
     def __call__(self, images, train: bool = False, rngs: nnx.Rngs | None = None):
         feats = self.features(images)
         scores, deltas = self.rpn(feats)
-        return jax.vmap(self._detect)(feats, scores, deltas)
+        out = jax.vmap(self._detect)(feats, scores, deltas)
+        if self.with_masks:
+            out["masks"] = self._paste_masks(feats, out)
+        return out
+
+    def _paste_masks(self, feats, out):
+        h, w = self.image_hw
+        b, d = out["classes"].shape
+        pooled = jax.vmap(lambda f, r: self.pooled(f, r, 14))(feats, out["boxes"])
+        probs = self.mask_logits(pooled.reshape(b * d, *pooled.shape[2:]))
+        if self.mask_loss == "softmax":
+            probs, channel = jax.nn.softmax(probs, -1), out["classes"] + 1
+        else:
+            probs, channel = jax.nn.sigmoid(probs), out["classes"]
+        chosen = jnp.take_along_axis(probs, channel.reshape(-1)[:, None, None, None], -1)[..., 0]
+        pasted = jax.vmap(lambda m, box: paste(m, box, h, w))(chosen, out["boxes"].reshape(-1, 4))
+        kept = (out["scores"] > 0).reshape(-1)[:, None, None]
+        return ((pasted >= 0.5) & kept).astype(jnp.uint8).reshape(b, d, h, w)
 
     def _detect(self, feats, scores, deltas):
         h, w = self.image_hw
@@ -153,19 +175,8 @@ class Detector(nnx.Module):
         boxes = detection.clip(detection.decode(own, rois, BOX_WEIGHTS), h, w)
         offset = (cls * 2 * max(h, w)).astype(jnp.float32)[:, None]  # per-class NMS: classes never overlap
         keep, kept = detection.nms(boxes + offset, score, 0.5, self.detections)
-        out = {"boxes": boxes[keep] * kept[:, None], "scores": jnp.where(kept, score[keep], 0.0),
-               "classes": cls[keep]}
-        if self.with_masks:
-            masks = self.mask_logits(feats, boxes[keep])
-            channel = cls[keep] + (1 if self.mask_loss == "softmax" else 0)
-            if self.mask_loss == "softmax":
-                masks = jax.nn.softmax(masks, -1)
-            else:
-                masks = jax.nn.sigmoid(masks)
-            chosen = jnp.take_along_axis(masks, channel[:, None, None, None], -1)[..., 0]
-            out["masks"] = (jax.vmap(lambda m, b: paste(m, b, h, w))(chosen, boxes[keep]) >= 0.5
-                            ).astype(jnp.uint8) * kept[:, None, None]
-        return out
+        return {"boxes": boxes[keep] * kept[:, None], "scores": jnp.where(kept, score[keep], 0.0),
+                "classes": cls[keep]}
 
     # --- training ----------------------------------------------------------------------------------
     def losses(self, batch, key) -> dict:
@@ -173,12 +184,16 @@ class Detector(nnx.Module):
         feats = self.features(batch["image"])
         scores, deltas = self.rpn(feats)
         keys = jax.random.split(key, len(scores))
-        masks = batch.get("masks") if self.with_masks else None
-        per_image = jax.vmap(self._losses, in_axes=(0, 0, 0, 0, 0, 0, 0 if masks is not None else None, 0))(
-            feats, scores, deltas, batch["boxes"], batch["classes"], batch["valid"], masks, keys)
-        return {k: v.mean() for k, v in per_image.items()}
+        per_image, sampled = jax.vmap(self._losses)(feats, scores, deltas, batch["boxes"], batch["classes"],
+                                                    batch["valid"], keys)
+        out = {k: v.mean() for k, v in per_image.items()}
+        if self.with_masks:
+            out["mask"] = self._mask_loss(feats, batch["masks"], *sampled)
+        return out
 
-    def _losses(self, feats, scores, deltas, gt_boxes, gt_classes, gt_valid, gt_masks, key):
+    def _losses(self, feats, scores, deltas, gt_boxes, gt_classes, gt_valid, key):
+        """One image's RPN and head losses, and its foreground RoIs for the mask branch (the first
+        `mask_rois` of the sample: RoIs [M, 4], foreground [M], class [M], instance [M])."""
         rpn_key, roi_key = jax.random.split(key)
         gt_valid = gt_valid.astype(bool)
         out = self._rpn_losses(scores, deltas, gt_boxes, gt_valid, rpn_key)
@@ -203,10 +218,8 @@ class Detector(nnx.Module):
         targets = detection.encode(gt_boxes[match], rois, BOX_WEIGHTS)
         reg = _smooth_l1(box_deltas[jnp.arange(len(rois)), cls] - targets, beta=1.0).sum(-1)
         out["box"] = (reg * fg).sum() / jnp.maximum(used.sum(), 1)
-        if self.with_masks:  # on the foreground RoIs only (at most a quarter of the sample)
-            first = jnp.argsort(~fg, stable=True)[: self.roi_samples // 4]
-            out["mask"] = self._mask_loss(feats, rois[first], fg[first], cls[first], gt_masks[match[first]])
-        return out
+        first = jnp.argsort(~fg, stable=True)[: self.mask_rois]
+        return out, (rois[first], fg[first], cls[first], match[first])
 
     def _rpn_losses(self, scores, deltas, gt_boxes, gt_valid, key):
         anchors = self.anchors[...]
@@ -226,12 +239,15 @@ class Detector(nnx.Module):
         n = jnp.maximum(used.sum(), 1)
         return {"rpn_cls": (bce * used).sum() / n, "rpn_box": (reg * positive).sum() / n}
 
-    def _mask_loss(self, feats, rois, fg, cls, gt_masks):
-        """Mask targets: each foreground RoI's own instance mask cut to the RoI and resized to 28x28
-        (RoIAlign of the mask, >= 0.5)."""
-        logits = self.mask_logits(feats, rois)  # [R, 28, 28, K (+1)]
+    def _mask_loss(self, feats, gt_masks, rois, fg, cls, match):
+        """The mean over the batch's foreground RoIs of their mask loss. Targets: each RoI's own
+        instance mask cut to the RoI and resized to 28x28 (RoIAlign of the mask, >= 0.5)."""
+        pooled = jax.vmap(lambda f, r: self.pooled(f, r, 14))(feats, rois)
+        rois, fg, cls = rois.reshape(-1, 4), fg.reshape(-1), cls.reshape(-1)
+        logits = self.mask_logits(pooled.reshape(len(rois), *pooled.shape[2:]))  # [R, 28, 28, K (+1)]
+        instance = jax.vmap(lambda m, j: m[j])(gt_masks, match).reshape(len(rois), *gt_masks.shape[2:])
         cut = lambda m, r: detection.roi_align(m[..., None].astype(jnp.float32), r[None], (28, 28), 1.0)
-        targets = jax.vmap(cut)(gt_masks, rois)[:, 0, ..., 0] >= 0.5
+        targets = jax.vmap(cut)(instance, rois)[:, 0, ..., 0] >= 0.5
         if self.mask_loss == "sigmoid":
             chosen = jnp.take_along_axis(logits, cls[:, None, None, None], -1)[..., 0]
             per_roi = optax.sigmoid_binary_cross_entropy(chosen, targets.astype(jnp.float32)).mean((1, 2))
