@@ -10,7 +10,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 ARGS ?=
 
 .PHONY: help venv test test-slow test-kill test-multihost lint bench bench-loop bench-resnet bench-vardrop report papers \
-	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss crosscheck-inception mutation data-wordnet curves-facenet-mnist examples-clsm-wordnet panel-sharif-mnist clean
+	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss crosscheck-inception mutation data-wordnet curves-facenet-mnist examples-clsm-wordnet panel-sharif-mnist panel-mask-rcnn-mnist clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -143,6 +143,9 @@ examples-clsm-wordnet: venv ## CLSM: held-out queries where CLSM and BM25 disagr
 
 panel-sharif-mnist: venv ## Sharif et al.: test images with their shift and attacks, from seed 0's kept weights
 	$(PY) -m experiments.sharif_mnist.panel
+
+panel-mask-rcnn-mnist: venv ## Mask R-CNN: test scenes with RoIAlign's and RoIPool's detections, from seed 0's kept weights
+	$(PY) -m experiments.mask_rcnn_mnist.panel
 
 crosscheck-inception: venv ## Inception-v4 / -ResNet-v2 parameter counts vs timm and Keras (their own venv, ~6 GB, on demand)
 	$(PY) -m experiments.inception_v4.crosscheck $(CROSSCHECK_ARGS)

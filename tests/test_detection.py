@@ -325,3 +325,22 @@ def test_the_detector_trains_on_the_shared_loop_and_is_scored_by_coco_for_boxes_
     assert "test/mask_ap" in history[-1] and "test/mask_ap" not in history[0]
     assert all(0.0 <= history[-1][k] <= 1.0 for k in ("test/box_ap", "test/box_ap50", "test/mask_ap"))
     assert np.isfinite(history[-1]["test/loss"]) and history[-1]["train/rpn_cls"] > 0
+
+
+def test_each_image_gets_its_own_detections_and_masks_whatever_the_batch():
+    """The mask head runs on every image's RoIs at once (flattened): an image's detections and
+    pasted masks are the same alone as in a batch, and differ from its neighbour's."""
+    from flax import nnx
+
+    from repro.models.rcnn import Detector
+    model = Detector((32, 32, 1), 10, masks=True, channels=16, mask_channels=8, detections=5,
+                     rngs=nnx.Rngs(0))
+    images = jax.random.uniform(jax.random.key(1), (3, 32, 32, 1))
+    detect = jax.jit(lambda m, x: m(x))
+    together = jax.tree.map(np.asarray, detect(model, images))
+    assert together["masks"].any() and (together["scores"] > 0).all()
+    for i in range(3):
+        alone = jax.tree.map(np.asarray, detect(model, images[i:i + 1]))
+        np.testing.assert_allclose(alone["boxes"][0], together["boxes"][i], atol=1e-4)
+        np.testing.assert_array_equal(alone["masks"][0], together["masks"][i])
+    assert not np.array_equal(together["masks"][0], together["masks"][1])

@@ -73,6 +73,11 @@ def test_shifted_boxes_score_what_pycocotools_gives_directly(tmp_path):
     assert ours["box_ap50"] == pytest.approx(direct.stats[1], abs=1e-12)
     assert ours["box_ap75"] == pytest.approx(direct.stats[2], abs=1e-12)
     assert 0.0 < ours["box_ap"] < 1.0
+    # the AP-vs-IoU curve: its 10 points average to AP, its ends are AP50 and a stricter AP
+    curve = [ours[f"box_ap_iou{t}"] for t in range(50, 100, 5)]
+    assert np.mean(curve) == pytest.approx(ours["box_ap"], abs=1e-12)
+    assert curve[0] == pytest.approx(ours["box_ap50"]) and curve[5] == pytest.approx(ours["box_ap75"])
+    assert curve[-1] < curve[0]
 
 
 def test_no_detections_is_ap_zero():

@@ -45,6 +45,8 @@ def test_the_committed_specs_fit_the_schema():
     ("reported.0.value", None, r"reported\[0\]\.value: None is not"),
     ("reported.0.variant", "fsat", r"variant 'fsat' is not defined in `variants`; did you mean 'fast'\?"),
     ("claim_tests.0.b", "medium", r"claim_tests\[0\]\.b: variant 'medium' is not defined"),
+    ("claim_tests.0.c", "fast", r"claim_tests\[0\]: c and d come together"),
+    ("claim_tests.0.d", "fsat", r"claim_tests\[0\]\.d: variant 'fsat' is not defined"),
     ("on_demand", ["fast", "full"], r"on_demand: variant 'full' is not defined"),
     ("superseded.0.why", KeyError, r"superseded\[0\]: unknown key 'whyo'; did you mean 'why'\?"),
 ])

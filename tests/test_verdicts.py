@@ -76,6 +76,9 @@ def test_values_can_be_ratios_or_steps_to_a_threshold():
     assert value_of(r, {"metric": "acc", "steps_to": 0.8}) == 20.0
     assert value_of(r, {"metric": "acc", "steps_to": 0.99}) is None  # never reached: no value
     assert value_of(r, {"metric": "missing / b", "step": None}) is None
+    assert value_of(r, {"metric": "a - b", "step": 10}) == -2.0  # a difference, at one step
+    assert value_of(r, {"metric": "b - a", "step": None}) == 9.0
+    assert value_of(r, {"metric": "a - missing", "step": None}) is None
     assert value_of(r, {"metric": "b", "over_training": "min"}) == 4.0  # the best evaluation
     assert value_of(r, {"metric": "acc", "over_training": "max"}) == 0.95
 
@@ -109,6 +112,16 @@ def test_claims_hold_are_contradicted_or_stay_unresolved_by_their_interval():
     against_base = {**claim, "b": "A", "metric_b": "base"}
     assert check_claim(against_base, both)["verdict"] == "holds"
     assert check_claim({**against_base, "metric_b": None}, both)["verdict"] == "unresolved"  # d = 0
+    # c, d: one gain against another, seed by seed: (A - B) - (C - D)
+    gains = {"A": [run(s, err={1: 3.0 + s}) for s in range(3)], "B": [run(s, err={1: 1.0}) for s in range(3)],
+             "C": [run(s, err={1: 2.0 + s + 0.1 * s}) for s in range(3)],
+             "D": [run(s, err={1: 1.5}) for s in range(3)]}
+    larger = {**claim, "expect": "higher", "c": "C", "d": "D"}
+    compared = check_claim(larger, gains)  # per seed: 2 - (0.5 + 0.1 s) = 1.5, 1.4, 1.3
+    assert compared["verdict"] == "holds" and compared["mean"] == pytest.approx(1.4)
+    assert check_claim({**larger, "than": 2.0}, gains)["verdict"] == "contradicted"
+    gains["D"] = gains["D"][:1]  # only the seeds run in all four variants count
+    assert check_claim(larger, gains)["n"] == 1
     # 95% t-interval: mean -0.25, std 0.05, n 3 -> half-width t(0.975, 2) * 0.05 / sqrt(3) = 0.1242
     assert held["high"] - held["mean"] == pytest.approx(4.302653 * 0.05 / math.sqrt(3), rel=1e-5)
 

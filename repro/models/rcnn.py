@@ -215,7 +215,9 @@ class Detector(nnx.Module):
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         out["cls"] = (ce * used).sum() / jnp.maximum(used.sum(), 1)
         cls = jnp.maximum(labels - 1, 0)
-        targets = detection.encode(gt_boxes[match], rois, BOX_WEIGHTS)
+        # only foreground RoIs have targets: a padding RoI of size 0 would give inf - inf = NaN,
+        # and NaN * 0 weight is NaN in the gradient
+        targets = jnp.where(fg[:, None], detection.encode(gt_boxes[match], rois, BOX_WEIGHTS), 0.0)
         reg = _smooth_l1(box_deltas[jnp.arange(len(rois)), cls] - targets, beta=1.0).sum(-1)
         out["box"] = (reg * fg).sum() / jnp.maximum(used.sum(), 1)
         first = jnp.argsort(~fg, stable=True)[: self.mask_rois]
