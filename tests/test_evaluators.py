@@ -35,6 +35,20 @@ def test_perfect_detections_have_coco_ap_one(iou_type, key):
     assert out[key] == pytest.approx(1.0) and out[key + "50"] == pytest.approx(1.0)
 
 
+def test_boxes_and_masks_scored_together_equal_each_scored_alone():
+    examples = detection_scenes(n=6, seed=1)
+    pred = perfect(examples)
+    pred["boxes"] = examples["boxes"] + np.array([1.0, 0.0, 1.0, 0.0], np.float32)
+    pred["masks"] = np.roll(examples["masks"], 2, axis=-1)  # masks 2 px right
+    both = coco.CocoAP(iou_type=["bbox", "segm"]).compute(pred, examples)
+    alone = {**coco.CocoAP(iou_type="bbox").compute(pred, examples),
+             **coco.CocoAP(iou_type="segm").compute(pred, examples)}
+    assert both == alone and len(both) == 2 * (3 + 10)
+    assert both["mask_ap"] != both["box_ap"]  # each scored on its own kind
+    with pytest.raises(ValueError, match="iou_type 'keypoints'"):
+        coco.CocoAP(iou_type=["bbox", "keypoints"])
+
+
 def test_shifted_boxes_score_what_pycocotools_gives_directly(tmp_path):
     """Every predicted box 1 px right of its truth, scores descending: our evaluator equals
     pycocotools run by hand on COCO JSON files written here, and lies strictly between 0 and 1."""
