@@ -12,6 +12,8 @@ and weights SHA-256 is not recomputed; a run whose result file is gone is droppe
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -104,3 +106,33 @@ def main(doc: str, update: Callable[[str, str | None], dict], out_path: Callable
     runs = update(args.results, args.data_dir)
     print(f"{out_path(args.results)}: {len(runs)} run(s)")
     return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Derivation:
+    """One experiment's derived measurement: which runs (`evaluator_for`), what is kept of each
+    (`keep(record, result)`, or `keep(record, result, data_dir)` with `keep_reads_data`), and
+    its file, results/<experiment>/figures/<file_name>; `doc` is the module's docstring (its
+    first line describes the file, the whole is the command's help)."""
+
+    experiment: str
+    file_name: str
+    evaluator_for: Callable[[dict], dict | None]
+    keep: Callable[..., dict]
+    doc: str
+    keep_reads_data: bool = False
+
+    def path(self, results_dir: str | Path = "results") -> Path:
+        return Path(results_dir) / self.experiment / "figures" / self.file_name
+
+    def read(self, results_dir: str | Path = "results") -> dict:
+        """{run name: what was kept of it}, or {} when nothing is derived yet."""
+        return read(self.path(results_dir))
+
+    def update(self, results_dir: str | Path = "results", data_dir: str | None = None, log=print) -> dict:
+        keep = functools.partial(self.keep, data_dir=data_dir) if self.keep_reads_data else self.keep
+        return update(Path(results_dir) / self.experiment, self.path(results_dir), self.evaluator_for, keep,
+                      self.doc.splitlines()[0], data_dir, log)
+
+    def main(self, argv: list[str] | None = None) -> int:
+        return main(self.doc, self.update, self.path, argv)

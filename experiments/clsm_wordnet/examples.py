@@ -8,17 +8,11 @@ results/clsm_wordnet/figures/disagreements.json for the report.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from experiments.clsm_wordnet import data
 from repro import derived
 
 EXPERIMENT = "clsm_wordnet"
 EXAMPLES_FILE = "disagreements.json"
-
-
-def examples_path(results_dir: str | Path) -> Path:
-    return Path(results_dir) / EXPERIMENT / "figures" / EXAMPLES_FILE
 
 
 def _ranking(result: dict) -> dict | None:
@@ -50,15 +44,8 @@ def keep(record: dict, result: dict, data_dir: str | None = None) -> dict:
     return {"examples": out}
 
 
-def update(results_dir: str | Path = "results", data_dir: str | None = None, log=print) -> dict:
-    return derived.update(Path(results_dir) / EXPERIMENT, examples_path(results_dir), evaluator_for,
-                          lambda record, result: keep(record, result, data_dir), __doc__.splitlines()[0],
-                          data_dir, log)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return derived.main(__doc__, update, examples_path, argv)
-
+EXAMPLES = derived.Derivation(EXPERIMENT, EXAMPLES_FILE, evaluator_for, keep, __doc__, keep_reads_data=True)
+examples_path, update, main = EXAMPLES.path, EXAMPLES.update, EXAMPLES.main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -9,22 +9,11 @@ the run's own VAL at FAR 10^-3), written to results/facenet_mnist/figures/held_o
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from repro import derived
 
 EXPERIMENT = "facenet_mnist"
 CURVES_FILE = "held_out_curves.json"
 KEYS = ("roc_far", "roc_val", "projection", "projection_label")
-
-
-def curves_path(results_dir: str | Path) -> Path:
-    return Path(results_dir) / EXPERIMENT / "figures" / CURVES_FILE
-
-
-def read_curves(results_dir: str | Path) -> dict:
-    """{run name: its curves}, or {} when there are none yet."""
-    return derived.read(curves_path(results_dir))
 
 
 def _verification(result: dict) -> dict | None:
@@ -45,14 +34,8 @@ def keep(record: dict, result: dict) -> dict:
     return {key: record[f"{split}/{key}"] for key in KEYS}
 
 
-def update(results_dir: str | Path = "results", data_dir: str | None = None, log=print) -> dict:
-    return derived.update(Path(results_dir) / EXPERIMENT, curves_path(results_dir), evaluator_for, keep,
-                          __doc__.splitlines()[0], data_dir, log)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return derived.main(__doc__, update, curves_path, argv)
-
+CURVES = derived.Derivation(EXPERIMENT, CURVES_FILE, evaluator_for, keep, __doc__)
+curves_path, read_curves, update, main = CURVES.path, CURVES.read, CURVES.update, CURVES.main
 
 if __name__ == "__main__":
     raise SystemExit(main())

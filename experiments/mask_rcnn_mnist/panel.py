@@ -8,8 +8,6 @@ checked to be the run's weights first), written to results/mask_rcnn_mnist/figur
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from repro import derived
@@ -53,15 +51,6 @@ class ScenePanel(CocoAP):
         return {"scenes": scenes}
 
 
-def panel_path(results_dir: str | Path) -> Path:
-    return Path(results_dir) / EXPERIMENT / "figures" / PANEL_FILE
-
-
-def read_panel(results_dir: str | Path) -> dict:
-    """{run name: its panel}, or {} when there is none yet."""
-    return derived.read(panel_path(results_dir))
-
-
 def evaluator_for(result: dict) -> dict | None:
     """ScenePanel for seed 0 of the stride-8 per-class sigmoid runs (RoIAlign and RoIPool)."""
     model = result["config"].get("model", {})
@@ -77,14 +66,8 @@ def keep(record: dict, result: dict) -> dict:
     return {"roi_op": result["config"]["model"]["roi_op"], "scenes": record[f"{split}/scenes"]}
 
 
-def update(results_dir: str | Path = "results", data_dir: str | None = None, log=print) -> dict:
-    return derived.update(Path(results_dir) / EXPERIMENT, panel_path(results_dir), evaluator_for, keep,
-                          __doc__.splitlines()[0], data_dir, log)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return derived.main(__doc__, update, panel_path, argv)
-
+PANEL = derived.Derivation(EXPERIMENT, PANEL_FILE, evaluator_for, keep, __doc__)
+panel_path, read_panel, update, main = PANEL.path, PANEL.read, PANEL.update, PANEL.main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -9,22 +9,11 @@ results/sharif_mnist/figures/panel.json.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from repro import derived
 
 EXPERIMENT = "sharif_mnist"
 PANEL_FILE = "panel.json"
 SHOW = 4
-
-
-def panel_path(results_dir: str | Path) -> Path:
-    return Path(results_dir) / EXPERIMENT / "figures" / PANEL_FILE
-
-
-def read_panel(results_dir: str | Path) -> dict:
-    """{run name: its panel}, or {} when there is none yet."""
-    return derived.read(panel_path(results_dir))
 
 
 def evaluator_for(result: dict) -> dict | None:
@@ -43,14 +32,8 @@ def keep(record: dict, result: dict) -> dict:
             if key.startswith(prefix) and not isinstance(value, float | int)}
 
 
-def update(results_dir: str | Path = "results", data_dir: str | None = None, log=print) -> dict:
-    return derived.update(Path(results_dir) / EXPERIMENT, panel_path(results_dir), evaluator_for, keep,
-                          __doc__.splitlines()[0], data_dir, log)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return derived.main(__doc__, update, panel_path, argv)
-
+PANEL = derived.Derivation(EXPERIMENT, PANEL_FILE, evaluator_for, keep, __doc__)
+panel_path, read_panel, update, main = PANEL.path, PANEL.read, PANEL.update, PANEL.main
 
 if __name__ == "__main__":
     raise SystemExit(main())
