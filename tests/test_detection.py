@@ -344,3 +344,34 @@ def test_each_image_gets_its_own_detections_and_masks_whatever_the_batch():
         np.testing.assert_allclose(alone["boxes"][0], together["boxes"][i], atol=1e-4)
         np.testing.assert_array_equal(alone["masks"][0], together["masks"][i])
     assert not np.array_equal(together["masks"][0], together["masks"][1])
+
+
+def test_proposal_recall_counts_ground_truth_boxes_some_real_proposal_covers():
+    from repro.proposals import ProposalRecall, recall
+
+    gt = np.asarray([[[0, 0, 10, 10], [20, 20, 30, 30]], [[5, 5, 15, 15], [0, 0, 0, 0]]], np.float32)
+    gt_valid = np.asarray([[1, 1], [1, 0]])
+    # image 0: box 0 found exactly, box 1 by a proposal shifted 2 px (IoU 64/136 = 0.47);
+    # image 1: a perfect proposal that is padding (not real), and a real one shifted 1 px (IoU 81/119)
+    props = np.asarray([[[0, 0, 10, 10], [22, 22, 32, 32]], [[5, 5, 15, 15], [6, 6, 16, 16]]], np.float32)
+    valid = np.asarray([[1, 1], [0, 1]])
+    np.testing.assert_allclose(recall(props, valid, gt, gt_valid, (0.3, 0.5, 0.68, 0.7)),
+                               [1.0, 2 / 3, 2 / 3, 1 / 3])
+    out = ProposalRecall(thresholds=(0.5, 0.7)).compute({"proposals": props, "proposal_valid": valid},
+                                                       {"boxes": gt, "valid": gt_valid})
+    assert out == pytest.approx({"proposal_recall_iou50": 2 / 3, "proposal_recall_iou70": 1 / 3,
+                                 "proposals_per_image": 1.5})
+    with pytest.raises(ValueError, match="IoUs in"):
+        ProposalRecall(thresholds=(0.5, 1.5))
+
+
+def test_the_detector_proposes_what_it_detects_from():
+    from flax import nnx
+
+    from repro.models.rcnn import Detector
+    model = Detector((32, 32, 1), 10, channels=16, test_proposals=12, rngs=nnx.Rngs(0))
+    images = jax.random.uniform(jax.random.key(0), (2, 32, 32, 1))
+    boxes, valid = jax.jit(lambda m, x: m.propose(x))(model, images)
+    assert boxes.shape == (2, 12, 4) and valid.shape == (2, 12) and bool(valid.any())
+    real = np.asarray(boxes)[np.asarray(valid)]
+    assert np.all((real[:, :2] >= 0) & (real[:, 2:] <= 32) & (real[:, 2:] > real[:, :2]))

@@ -150,6 +150,11 @@ class Detector(nnx.Module):
             out["masks"] = self._paste_masks(feats, out)
         return out
 
+    def propose(self, images):
+        """The RPN's proposals at test time: boxes [B, test_proposals, 4] and which are real [B, P]."""
+        scores, deltas = self.rpn(self.features(images))
+        return jax.vmap(lambda s, d: self.proposals(s, d, self.test_proposals))(scores, deltas)
+
     def _paste_masks(self, feats, out):
         h, w = self.image_hw
         b, d = out["classes"].shape
