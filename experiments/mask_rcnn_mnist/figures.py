@@ -76,8 +76,7 @@ def _panel_figure(panels: dict, out: Path) -> Path:
         for j, (name, panel) in enumerate(runs, start=1):
             title = f"{panel['roi_op']} ({name})" if i == 0 else ""
             _draw(axes[i, j], panel["scenes"][i]["image"], panel["scenes"][i]["found"], title)
-    fig.suptitle("test scenes: ground truth, and detections scoring >= 0.5 (class, score; masks pasted)",
-                 fontsize=9)
+    fig.suptitle("test scenes: truth, and detections\nscoring >= 0.5 (class, score)", fontsize=9)
     return save_figure(fig, out)
 
 
