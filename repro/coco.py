@@ -105,7 +105,8 @@ class CocoAP:
         self.split, self.final_only = split, final_only
 
     def predict(self, model, batch) -> dict:
-        out = model(batch["image"], train=False)
+        given = {k: batch[k] for k in ("proposals", "proposal_valid") if k in batch}  # Fast R-CNN's input
+        out = model(batch["image"], train=False, **given)
         keep = ("boxes", "scores", "classes") + (("masks",) if "segm" in self.iou_types else ())
         return {k: out[k] for k in keep}
 

@@ -375,3 +375,34 @@ def test_the_detector_proposes_what_it_detects_from():
     assert boxes.shape == (2, 12, 4) and valid.shape == (2, 12) and bool(valid.any())
     real = np.asarray(boxes)[np.asarray(valid)]
     assert np.all((real[:, :2] >= 0) & (real[:, 2:] <= 32) & (real[:, 2:] > real[:, :2]))
+
+
+def test_a_detector_on_given_proposals_has_no_rpn_and_refines_only_what_it_is_given():
+    from flax import nnx
+
+    from repro import coco
+    from repro.models.rcnn import DetectionLoss, Detector
+    with pytest.raises(ValueError, match="proposal_source"):
+        Detector((32, 32, 1), 10, proposal_source="edges", rngs=nnx.Rngs(0))
+    model = Detector((32, 32, 1), 10, channels=16, detections=4, proposal_source="given", rngs=nnx.Rngs(0))
+    assert not hasattr(model, "rpn_conv")
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 16, (2, 6, 2)).astype(np.float32)
+    proposals = np.concatenate([corners, corners + rng.uniform(6, 16, (2, 6, 2)).astype(np.float32)], -1)
+    valid = np.asarray([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], np.uint8)
+    batch = {"image": jax.random.uniform(jax.random.key(0), (2, 32, 32, 1)), "boxes": proposals[:, :2],
+             "classes": np.asarray([[3, 4], [5, 6]], np.int32), "valid": np.ones((2, 2), np.uint8),
+             "proposals": proposals, "proposal_valid": valid}
+    _, terms = DetectionLoss().train_loss(model, batch)
+    assert set(terms) == {"loss", "cls", "box"} and np.isfinite(float(terms["loss"]))
+    with pytest.raises(ValueError, match="pass proposals"):
+        model(batch["image"])
+    out = jax.tree.map(np.asarray, coco.CocoAP().predict(model, batch))  # the evaluator hands them over
+    for i in range(2):
+        found = out["boxes"][i][out["scores"][i] > 0]
+        real = proposals[i][valid[i] > 0]
+        assert len(found) >= 1
+        # an untrained head barely moves a box: each detection is one of the real proposals, refined
+        assert np.abs(found[:, None] - real[None]).max(-1).min(1).max() < 0.5
+    with pytest.raises(ValueError, match="no RPN"):
+        model.propose(batch["image"])

@@ -13,6 +13,9 @@ regressing `len(sizes) x len(ratios)` anchors per cell; proposals decoded, clipp
 "sigmoid": per-class binary, the paper's; "softmax": a per-pixel softmax over classes and
 background, its multinomial ablation).
 
+With `proposal_source="given"` there is no RPN: the head classifies and refines the data's own
+`proposals` [K, 4] (real where `proposal_valid`), as Fast R-CNN does on selective search's.
+
 Training (`losses`): the RPN's 64 sampled anchors per image (half positive at most: IoU >= 0.7, or
 a box's best anchor; negatives below 0.3), the head's 64 sampled RoIs per image from the
 proposals and the ground-truth boxes (a quarter foreground at most: IoU >= 0.5), smooth-L1 box
@@ -39,6 +42,7 @@ from repro.models.conv import Conv
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # the RoI head's target scaling (Fast R-CNN's)
 ROI_OPS = ("align", "pool")
 MASK_LOSSES = ("sigmoid", "softmax")
+PROPOSAL_SOURCES = ("rpn", "given")  # given: Fast R-CNN on the data's `proposals` (e.g. selective search)
 
 
 def _smooth_l1(x, beta: float = 1.0 / 9.0):
@@ -59,7 +63,8 @@ class Detector(nnx.Module):
                  roi_op: str = "align", masks: bool = False, mask_loss: str = "sigmoid", hidden: int = 256,
                  pre_nms: int = 200, train_proposals: int = 64, test_proposals: int = 50,
                  detections: int = 20, rpn_samples: int = 64, roi_samples: int = 64,
-                 mask_rois: int | None = None, mask_channels: int | None = None, *, rngs: nnx.Rngs):
+                 mask_rois: int | None = None, mask_channels: int | None = None, proposal_source: str = "rpn",
+                 *, rngs: nnx.Rngs):
         h, w, c = image_shape
         if stride not in (8, 16, 32) or h % stride or w % stride:
             raise ValueError(f"stride must be 8, 16 or 32 and divide the {h}x{w} image: got {stride}")
@@ -67,6 +72,9 @@ class Detector(nnx.Module):
             raise ValueError(f"roi_op {roi_op!r}: one of {ROI_OPS}")
         if mask_loss not in MASK_LOSSES:
             raise ValueError(f"mask_loss {mask_loss!r}: one of {MASK_LOSSES}")
+        if proposal_source not in PROPOSAL_SOURCES:
+            raise ValueError(f"proposal_source {proposal_source!r}: one of {PROPOSAL_SOURCES}")
+        self.proposal_source = proposal_source
         self.image_hw, self.num_classes, self.stride = (h, w), num_classes, stride
         self.roi_op, self.with_masks, self.mask_loss = roi_op, masks, mask_loss
         self.pre_nms, self.train_proposals, self.test_proposals = pre_nms, train_proposals, test_proposals
@@ -81,9 +89,10 @@ class Detector(nnx.Module):
             convs.append(Conv(width, channels, (3, 3), strides=2, rngs=rngs))
             width = channels
         self.backbone = nnx.List(convs)
-        self.rpn_conv = Conv(channels, channels, (3, 3), rngs=rngs)
-        self.rpn_score = Conv(channels, a, (1, 1), rngs=rngs)
-        self.rpn_delta = Conv(channels, 4 * a, (1, 1), kernel_init=nnx.initializers.normal(0.01),
+        if proposal_source == "rpn":  # (a Fast R-CNN on given proposals has none)
+            self.rpn_conv = Conv(channels, channels, (3, 3), rngs=rngs)
+            self.rpn_score = Conv(channels, a, (1, 1), rngs=rngs)
+            self.rpn_delta = Conv(channels, 4 * a, (1, 1), kernel_init=nnx.initializers.normal(0.01),
                                   rngs=rngs)
         self.fc1 = nnx.Linear(7 * 7 * channels, hidden, rngs=rngs)
         self.fc2 = nnx.Linear(hidden, hidden, rngs=rngs)
@@ -142,16 +151,27 @@ class Detector(nnx.Module):
         return self.mask_out(jax.nn.relu(x))  # [R, 28, 28, classes (+ 1)]
 
     # --- inference ---------------------------------------------------------------------------------
-    def __call__(self, images, train: bool = False, rngs: nnx.Rngs | None = None):
+    def __call__(self, images, train: bool = False, rngs: nnx.Rngs | None = None, proposals=None,
+                 proposal_valid=None):
+        """Detections of `images`; a detector with `proposal_source="given"` classifies and refines
+        `proposals` [B, P, 4] (those with `proposal_valid` [B, P]), an RPN detector ignores them."""
         feats = self.features(images)
-        scores, deltas = self.rpn(feats)
-        out = jax.vmap(self._detect)(feats, scores, deltas)
+        if self.proposal_source == "given":
+            if proposals is None or proposal_valid is None:
+                raise ValueError("this detector takes its proposals from the data (proposal_source=given): "
+                                 "pass proposals= and proposal_valid=, e.g. a data set with those fields")
+            out = jax.vmap(self._detect_from)(feats, proposals, proposal_valid.astype(bool))
+        else:
+            scores, deltas = self.rpn(feats)
+            out = jax.vmap(self._detect)(feats, scores, deltas)
         if self.with_masks:
             out["masks"] = self._paste_masks(feats, out)
         return out
 
     def propose(self, images):
         """The RPN's proposals at test time: boxes [B, test_proposals, 4] and which are real [B, P]."""
+        if self.proposal_source != "rpn":
+            raise ValueError("propose(): this detector has no RPN (proposal_source=given)")
         scores, deltas = self.rpn(self.features(images))
         return jax.vmap(lambda s, d: self.proposals(s, d, self.test_proposals))(scores, deltas)
 
@@ -170,8 +190,11 @@ class Detector(nnx.Module):
         return ((pasted >= 0.5) & kept).astype(jnp.uint8).reshape(b, d, h, w)
 
     def _detect(self, feats, scores, deltas):
-        h, w = self.image_hw
         rois, valid = self.proposals(scores, deltas, self.test_proposals)
+        return self._detect_from(feats, rois, valid)
+
+    def _detect_from(self, feats, rois, valid):
+        h, w = self.image_hw
         logits, box_deltas = self.head(feats, rois)
         probs = jax.nn.softmax(logits, -1)[:, 1:]
         cls = jnp.argmax(probs, -1)
@@ -187,22 +210,29 @@ class Detector(nnx.Module):
     def losses(self, batch, key) -> dict:
         """Mean over the batch of each loss term (`rpn_cls`, `rpn_box`, `cls`, `box`, and `mask`)."""
         feats = self.features(batch["image"])
-        scores, deltas = self.rpn(feats)
-        keys = jax.random.split(key, len(scores))
-        per_image, sampled = jax.vmap(self._losses)(feats, scores, deltas, batch["boxes"], batch["classes"],
+        if self.proposal_source == "given":
+            source = (batch["proposals"], batch["proposal_valid"])
+        else:
+            source = self.rpn(feats)  # scores, deltas
+        keys = jax.random.split(key, len(feats))
+        per_image, sampled = jax.vmap(self._losses)(feats, source, batch["boxes"], batch["classes"],
                                                     batch["valid"], keys)
         out = {k: v.mean() for k, v in per_image.items()}
         if self.with_masks:
             out["mask"] = self._mask_loss(feats, batch["masks"], *sampled)
         return out
 
-    def _losses(self, feats, scores, deltas, gt_boxes, gt_classes, gt_valid, key):
-        """One image's RPN and head losses, and its foreground RoIs for the mask branch (the first
+    def _losses(self, feats, source, gt_boxes, gt_classes, gt_valid, key):
+        """One image's RPN (from `source`, its scores and deltas; or its given proposals and their
+        validity) and head losses, and its foreground RoIs for the mask branch (the first
         `mask_rois` of the sample: RoIs [M, 4], foreground [M], class [M], instance [M])."""
         rpn_key, roi_key = jax.random.split(key)
         gt_valid = gt_valid.astype(bool)
-        out = self._rpn_losses(scores, deltas, gt_boxes, gt_valid, rpn_key)
-        proposals, prop_valid = self.proposals(scores, deltas, self.train_proposals)
+        if self.proposal_source == "given":
+            out, (proposals, prop_valid) = {}, (source[0], source[1].astype(bool))
+        else:
+            out = self._rpn_losses(*source, gt_boxes, gt_valid, rpn_key)
+            proposals, prop_valid = self.proposals(*source, self.train_proposals)
         rois = jnp.concatenate([proposals, gt_boxes])
         candidates = jnp.concatenate([prop_valid, gt_valid])
         overlaps = jnp.where(gt_valid[None], detection.iou(rois, gt_boxes), -1.0)
@@ -294,6 +324,7 @@ class DetectionLoss:
     def per_example(self, model, batch, *, train: bool, rngs=None) -> dict:
         key = jax.random.key(self.eval_seed)
         one = lambda b: model.losses(jax.tree.map(lambda v: v[None], b), key)
-        fields = {k: batch[k] for k in ("image", "boxes", "classes", "valid", "masks") if k in batch}
+        fields = {k: batch[k] for k in ("image", "boxes", "classes", "valid", "masks", "proposals",
+                                        "proposal_valid") if k in batch}
         terms = jax.vmap(one)(fields)
         return {"loss": sum(terms.values()), **terms}
