@@ -12,7 +12,9 @@ drawn from `seed` and the split's name, so a scene set is a function of (MNIST, 
 SHA-256 of the generated arrays enters the data set's identity (result files name it).
 
 Fields (repro/data/fields.py): image uint8 [N, C, C, 1], boxes float32 [N, K, 4], classes int32
-[N, K], masks uint8 [N, K, C, C], valid uint8 [N, K], with K = max_digits slots per scene.
+[N, K], masks uint8 [N, K, C, C], valid uint8 [N, K], with K = max_digits slots per scene. With
+`proposals="selective_search"`, also each scene's selective-search boxes (Fast R-CNN's input,
+repro/data/selective_search.py): proposals float32 [N, P, 4] and proposal_valid uint8 [N, P].
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ import hashlib
 import numpy as np
 import scipy.ndimage
 
+from repro.data.fields import Field
+from repro.data.selective_search import SelectiveSearch
+
 SPLIT_STREAMS = {"train": 0, "test": 1}
+PROPOSAL_METHODS = {"selective_search": SelectiveSearch}
+FIELDS = {"image": Field("image"), "boxes": Field("boxes", "valid"), "classes": Field("classes", "valid"),
+          "masks": Field("masks", "valid"), "valid": Field("valid")}
+PROPOSAL_FIELDS = {"proposals": Field("boxes", "proposal_valid"), "proposal_valid": Field("valid")}
 DIGIT = 28  # MNIST's frame
 
 
@@ -109,13 +118,18 @@ def digest(splits: dict[str, dict[str, np.ndarray]]) -> str:
 
 class MnistScenes:
     """data.derive: MNIST's train and test splits replaced by `train_scenes` / `test_scenes`
-    scenes of their own digits (module docstring)."""
+    scenes of their own digits (module docstring); with `proposals`, each scene's proposals by
+    that method (one of PROPOSAL_METHODS, at its stated settings)."""
 
-    def __init__(self, train_scenes: int = 10000, test_scenes: int = 1000, seed: int = 0, **settings):
+    def __init__(self, train_scenes: int = 10000, test_scenes: int = 1000, seed: int = 0,
+                 proposals: str | None = None, **settings):
         if train_scenes < 1 or test_scenes < 1:
             raise ValueError(f"scene counts must be at least 1: train {train_scenes}, test {test_scenes}")
+        if proposals is not None and proposals not in PROPOSAL_METHODS:
+            raise ValueError(f"proposals={proposals!r}: one of {sorted(PROPOSAL_METHODS)} or null")
         self.counts = {"train": train_scenes, "test": test_scenes}
         self.settings, self.seed = SceneSettings(**settings), seed
+        self.proposals = PROPOSAL_METHODS[proposals]() if proposals else None
 
     def __call__(self, data, cfg=None):
         splits = {}
@@ -127,5 +141,15 @@ class MnistScenes:
         described = (f"{data.source}; scenes: {self.counts['train']} train / {self.counts['test']} test, "
                      f"{s.canvas}x{s.canvas}, 1-{s.max_digits} digits of {s.min_size}-{s.max_size} px "
                      f"(seed {self.seed})")
+        fields = FIELDS
+        if self.proposals is not None:
+            cut = 0
+            for split in splits.values():
+                split["proposals"], split["proposal_valid"], n = self.proposals(split["image"])
+                cut += n
+            mean = sum(v["proposal_valid"].sum() for v in splits.values()) / sum(self.counts.values())
+            described += (f"; selective-search proposals ({mean:.1f} per scene on average, {cut} scenes "
+                          f"cut to {self.proposals.max_proposals})")
+            fields = {**FIELDS, **PROPOSAL_FIELDS}
         files = {**data.files, "mnist_scenes": {"sha256": digest(splits), "official": False}}
-        return dataclasses.replace(data, splits=splits, source=described, files=files, fields=None)
+        return dataclasses.replace(data, splits=splits, source=described, files=files, fields=fields)

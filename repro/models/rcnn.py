@@ -14,7 +14,8 @@ regressing `len(sizes) x len(ratios)` anchors per cell; proposals decoded, clipp
 background, its multinomial ablation).
 
 With `proposal_source="given"` there is no RPN: the head classifies and refines the data's own
-`proposals` [K, 4] (real where `proposal_valid`), as Fast R-CNN does on selective search's.
+`proposals` [K, 4] (real where `proposal_valid`), as Fast R-CNN does on selective search's. With
+`shared_backbone=False` the RPN has a backbone of its own (Faster R-CNN's "unshared" detector).
 
 Training (`losses`): the RPN's 64 sampled anchors per image (half positive at most: IoU >= 0.7, or
 a box's best anchor; negatives below 0.3), the head's 64 sampled RoIs per image from the
@@ -64,7 +65,7 @@ class Detector(nnx.Module):
                  pre_nms: int = 200, train_proposals: int = 64, test_proposals: int = 50,
                  detections: int = 20, rpn_samples: int = 64, roi_samples: int = 64,
                  mask_rois: int | None = None, mask_channels: int | None = None, proposal_source: str = "rpn",
-                 *, rngs: nnx.Rngs):
+                 shared_backbone: bool = True, *, rngs: nnx.Rngs):
         h, w, c = image_shape
         if stride not in (8, 16, 32) or h % stride or w % stride:
             raise ValueError(f"stride must be 8, 16 or 32 and divide the {h}x{w} image: got {stride}")
@@ -74,7 +75,7 @@ class Detector(nnx.Module):
             raise ValueError(f"mask_loss {mask_loss!r}: one of {MASK_LOSSES}")
         if proposal_source not in PROPOSAL_SOURCES:
             raise ValueError(f"proposal_source {proposal_source!r}: one of {PROPOSAL_SOURCES}")
-        self.proposal_source = proposal_source
+        self.proposal_source, self.shared_backbone = proposal_source, shared_backbone
         self.image_hw, self.num_classes, self.stride = (h, w), num_classes, stride
         self.roi_op, self.with_masks, self.mask_loss = roi_op, masks, mask_loss
         self.pre_nms, self.train_proposals, self.test_proposals = pre_nms, train_proposals, test_proposals
@@ -83,12 +84,7 @@ class Detector(nnx.Module):
         self.anchors = nnx.Variable(jnp.asarray(detection.anchors(h // stride, w // stride, stride, sizes,
                                                                   ratios)))
         a = len(sizes) * len(ratios)
-        convs = [Conv(c, channels // 2, (3, 3), rngs=rngs)]
-        width = channels // 2
-        for _ in range(int(np.log2(stride))):
-            convs.append(Conv(width, channels, (3, 3), strides=2, rngs=rngs))
-            width = channels
-        self.backbone = nnx.List(convs)
+        self.backbone = nnx.List(self._backbone(c, channels, stride, rngs))
         if proposal_source == "rpn":  # (a Fast R-CNN on given proposals has none)
             self.rpn_conv = Conv(channels, channels, (3, 3), rngs=rngs)
             self.rpn_score = Conv(channels, a, (1, 1), rngs=rngs)
@@ -106,13 +102,31 @@ class Detector(nnx.Module):
             self.mask_up = nnx.Linear(m, 4 * m, rngs=rngs)
             outputs = num_classes + 1 if mask_loss == "softmax" else num_classes
             self.mask_out = Conv(m, outputs, (1, 1), rngs=rngs)
+        if not shared_backbone and proposal_source == "rpn":  # made last: a shared model's init is unchanged
+            self.rpn_backbone = nnx.List(self._backbone(c, channels, stride, rngs))
+
+    @staticmethod
+    def _backbone(c, channels, stride, rngs):
+        convs = [Conv(c, channels // 2, (3, 3), rngs=rngs)]
+        width = channels // 2
+        for _ in range(int(np.log2(stride))):
+            convs.append(Conv(width, channels, (3, 3), strides=2, rngs=rngs))
+            width = channels
+        return convs
 
     # --- shared pieces -----------------------------------------------------------------------------
-    def features(self, images):
+    def features(self, images, backbone=None):
         x = images
-        for conv in self.backbone:
+        for conv in self.backbone if backbone is None else backbone:
             x = jax.nn.relu(conv(x))
         return x
+
+    def rpn_features(self, images, feats=None):
+        """The RPN's input: the detector's features `feats`, or with `shared_backbone=False` (Faster
+        R-CNN's "unshared" RPN) those of the RPN's own backbone."""
+        if self.shared_backbone:
+            return self.features(images) if feats is None else feats
+        return self.features(images, self.rpn_backbone)
 
     def rpn(self, feats):
         b = feats.shape[0]
@@ -162,7 +176,7 @@ class Detector(nnx.Module):
                                  "pass proposals= and proposal_valid=, e.g. a data set with those fields")
             out = jax.vmap(self._detect_from)(feats, proposals, proposal_valid.astype(bool))
         else:
-            scores, deltas = self.rpn(feats)
+            scores, deltas = self.rpn(self.rpn_features(images, feats))
             out = jax.vmap(self._detect)(feats, scores, deltas)
         if self.with_masks:
             out["masks"] = self._paste_masks(feats, out)
@@ -172,7 +186,7 @@ class Detector(nnx.Module):
         """The RPN's proposals at test time: boxes [B, test_proposals, 4] and which are real [B, P]."""
         if self.proposal_source != "rpn":
             raise ValueError("propose(): this detector has no RPN (proposal_source=given)")
-        scores, deltas = self.rpn(self.features(images))
+        scores, deltas = self.rpn(self.rpn_features(images))
         return jax.vmap(lambda s, d: self.proposals(s, d, self.test_proposals))(scores, deltas)
 
     def _paste_masks(self, feats, out):
@@ -213,7 +227,7 @@ class Detector(nnx.Module):
         if self.proposal_source == "given":
             source = (batch["proposals"], batch["proposal_valid"])
         else:
-            source = self.rpn(feats)  # scores, deltas
+            source = self.rpn(self.rpn_features(batch["image"], feats))  # scores, deltas
         keys = jax.random.split(key, len(feats))
         per_image, sampled = jax.vmap(self._losses)(feats, source, batch["boxes"], batch["classes"],
                                                     batch["valid"], keys)
