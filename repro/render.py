@@ -116,6 +116,15 @@ def provenance_line(groups: dict[str, list[dict]]) -> str:
             f"wall time per run {min(wall):.0f}–{max(wall):.0f} s).")
 
 
+def final_curve(runs: list[dict], keys: list[str]):
+    """Mean and std over seeds of the final values `keys` (a curve: one point per key), from the
+    runs that logged all of them; None if none did."""
+    import numpy as np
+
+    values = np.asarray([[r["final"][k] for k in keys] for r in runs if all(k in r["final"] for k in keys)])
+    if not len(values):
+        return None
+    return values.mean(0), values.std(0)
 
 
 def save_figure(fig, path: Path, dpi: int = 110) -> Path:

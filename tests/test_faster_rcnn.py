@@ -106,7 +106,8 @@ def test_an_unshared_rpn_trains_its_own_backbone_and_a_shared_one_the_detectors(
 
 
 @needs_real_mnist()
-def test_a_short_real_data_run_of_rpn_selective_search_and_unshared(run_overrides):
+def test_a_short_real_data_run_of_rpn_selective_search_and_unshared(run_overrides, tmp_path):
+    from experiments.faster_rcnn_mnist.figures import make_figures
     from repro.run import run
 
     overrides = [o for o in run_overrides if not o.startswith(("data.dir", "data.allow_partial"))]
@@ -130,3 +131,6 @@ def test_a_short_real_data_run_of_rpn_selective_search_and_unshared(run_override
     assert runs["ss"]["final"]["test/proposals_per_image"] > 5   # selective search's, not the RPN's 16
     assert runs["rpn"]["final"]["test/proposals_per_image"] <= 16
     assert runs["rpn_unshared"]["facts"]["parameters"] > runs["rpn"]["facts"]["parameters"]
+    drawn = make_figures({name: [result] for name, result in runs.items()}, tmp_path, tmp_path / "figures")
+    assert [p.name for _, p in drawn] == ["recall_and_ap_vs_iou.png"] and drawn[0][1].stat().st_size > 10_000
+    assert make_figures({"rpn": []}, tmp_path, tmp_path / "none") == []

@@ -16,15 +16,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from experiments.mask_rcnn_mnist.panel import read_panel  # noqa: E402
 from repro.coco import IOU_THRESHOLDS  # noqa: E402
-from repro.render import save_figure  # noqa: E402
-
-
-def _curve(runs: list[dict], kind: str) -> tuple[np.ndarray, np.ndarray] | None:
-    keys = [f"test/{kind}_ap_iou{t}" for t in IOU_THRESHOLDS]
-    values = np.asarray([[r["final"][k] for k in keys] for r in runs if all(k in r["final"] for k in keys)])
-    if not len(values):
-        return None
-    return values.mean(0), values.std(0)
+from repro.render import final_curve, save_figure  # noqa: E402
 
 
 def _ap_vs_iou(groups: dict[str, list[dict]], out: Path) -> Path | None:
@@ -33,7 +25,7 @@ def _ap_vs_iou(groups: dict[str, list[dict]], out: Path) -> Path | None:
     thresholds = np.asarray(IOU_THRESHOLDS) / 100
     for ax, kind in zip(axes, ("mask", "box"), strict=True):
         for variant, runs in sorted(groups.items()):
-            curve = _curve(runs, kind)
+            curve = final_curve(runs, [f"test/{kind}_ap_iou{t}" for t in IOU_THRESHOLDS])
             if curve is None:
                 continue
             mean, std = curve
