@@ -2,11 +2,11 @@
 fraction of ground-truth boxes that some proposal of the same image overlaps by IoU >= t.
 
 `ProposalRecall` is a host evaluator (repro.interfaces.Evaluator) of any model with
-`propose(images) -> (boxes [B, P, 4], valid [B, P])` (repro/models/rcnn.py: the RPN's proposals
-after NMS, `test_proposals` of them), or of the data's own proposals (fields `proposals`,
-`proposal_valid`, e.g. selective search's) for a detector that takes them (`proposal_source`
-"given"); it logs `<split>/proposal_recall_iou<t>` for each threshold
-and `<split>/proposals_per_image`, the mean number of real proposals.
+`propose(images, **given) -> (boxes [B, P, 4], valid [B, P])` (repro/models/rcnn.py: the RPN's
+proposals after NMS, `test_proposals` of them; or, for a detector that takes them, the data's
+own `proposals` / `proposal_valid`, e.g. selective search's, handed over as `given`); it logs
+`<split>/proposal_recall_iou<t>` for each threshold and `<split>/proposals_per_image`, the mean
+number of real proposals.
 """
 
 from __future__ import annotations
@@ -42,9 +42,8 @@ class ProposalRecall:
         self.split, self.thresholds, self.final_only = split, tuple(thresholds), final_only
 
     def predict(self, model, batch) -> dict:
-        if getattr(model, "proposal_source", "rpn") == "given":
-            return {"proposals": batch["proposals"], "proposal_valid": batch["proposal_valid"]}
-        boxes, valid = model.propose(batch["image"])
+        given = {k: batch[k] for k in ("proposals", "proposal_valid") if k in batch}  # Fast R-CNN's input
+        boxes, valid = model.propose(batch["image"], **given)
         return {"proposals": boxes, "proposal_valid": valid}
 
     def compute(self, predictions: dict, examples: dict) -> dict[str, float]:

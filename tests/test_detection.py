@@ -406,3 +406,6 @@ def test_a_detector_on_given_proposals_has_no_rpn_and_refines_only_what_it_is_gi
         assert np.abs(found[:, None] - real[None]).max(-1).min(1).max() < 0.5
     with pytest.raises(ValueError, match="no RPN"):
         model.propose(batch["image"])
+    from repro.proposals import ProposalRecall
+    seen = ProposalRecall().predict(model, batch)  # the proposals it was given are the ones judged
+    assert seen["proposals"] is batch["proposals"] and seen["proposal_valid"] is batch["proposal_valid"]

@@ -25,13 +25,11 @@ import hashlib
 import numpy as np
 import scipy.ndimage
 
-from repro.data.fields import Field
+from repro.data.fields import Field, infer_fields
 from repro.data.selective_search import SelectiveSearch
 
 SPLIT_STREAMS = {"train": 0, "test": 1}
 PROPOSAL_METHODS = {"selective_search": SelectiveSearch}
-FIELDS = {"image": Field("image"), "boxes": Field("boxes", "valid"), "classes": Field("classes", "valid"),
-          "masks": Field("masks", "valid"), "valid": Field("valid")}
 PROPOSAL_FIELDS = {"proposals": Field("boxes", "proposal_valid"), "proposal_valid": Field("valid")}
 DIGIT = 28  # MNIST's frame
 
@@ -141,8 +139,9 @@ class MnistScenes:
         described = (f"{data.source}; scenes: {self.counts['train']} train / {self.counts['test']} test, "
                      f"{s.canvas}x{s.canvas}, 1-{s.max_digits} digits of {s.min_size}-{s.max_size} px "
                      f"(seed {self.seed})")
-        fields = FIELDS
+        fields = None  # the conventional names: inferred
         if self.proposals is not None:
+            fields = {**infer_fields(splits["train"]), **PROPOSAL_FIELDS}  # the scenes' own, and these
             cut = 0
             for split in splits.values():
                 split["proposals"], split["proposal_valid"], n = self.proposals(split["image"])
@@ -150,6 +149,5 @@ class MnistScenes:
             mean = sum(v["proposal_valid"].sum() for v in splits.values()) / sum(self.counts.values())
             described += (f"; selective-search proposals ({mean:.1f} per scene on average, {cut} scenes "
                           f"cut to {self.proposals.max_proposals})")
-            fields = {**FIELDS, **PROPOSAL_FIELDS}
         files = {**data.files, "mnist_scenes": {"sha256": digest(splits), "official": False}}
         return dataclasses.replace(data, splits=splits, source=described, files=files, fields=fields)

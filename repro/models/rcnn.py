@@ -182,10 +182,14 @@ class Detector(nnx.Module):
             out["masks"] = self._paste_masks(feats, out)
         return out
 
-    def propose(self, images):
-        """The RPN's proposals at test time: boxes [B, test_proposals, 4] and which are real [B, P]."""
-        if self.proposal_source != "rpn":
-            raise ValueError("propose(): this detector has no RPN (proposal_source=given)")
+    def propose(self, images, proposals=None, proposal_valid=None):
+        """The proposals the head sees at test time: the RPN's, boxes [B, test_proposals, 4] and
+        which are real [B, P]; with `proposal_source="given"`, `proposals` and `proposal_valid`."""
+        if self.proposal_source == "given":
+            if proposals is None or proposal_valid is None:
+                raise ValueError("propose(): this detector has no RPN (proposal_source=given): pass "
+                                 "proposals= and proposal_valid=")
+            return proposals, proposal_valid
         scores, deltas = self.rpn(self.rpn_features(images))
         return jax.vmap(lambda s, d: self.proposals(s, d, self.test_proposals))(scores, deltas)
 
