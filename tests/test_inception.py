@@ -88,6 +88,37 @@ def test_a_residual_scale_of_zero_makes_a_residual_block_the_identity_on_its_rel
     np.testing.assert_array_equal(last(-x, train=False), -x)  # no ReLU after the released model's last block
 
 
+def test_three_widths_scale_the_stem_and_a_the_b_stage_and_the_c_stage_apart():
+    small = dict(version="resnet_v2", stem="small", repeats=(1, 1, 2), in_channels=1, num_classes=10)
+    wide_c = shapes_through(abstract(**small, width=(0.125, 0.25, 1.0)), size=28, channels=1)
+    # stem and A at 1/8: 64/8 = 8 channels; Reduction-A at 1/4 adds n = m = 384/4: 8 + 96 + 96;
+    # Reduction-B at full width adds 384 + 288 + 320: C blocks 1192 wide (over the paper's 1000)
+    assert wide_c == [(13, 13, 8), (13, 13, 8), (6, 6, 200), (6, 6, 200), (2, 2, 1192), (2, 2, 1192),
+                      (2, 2, 1192)]
+    same = abstract(**small, width=(0.125,) * 3)
+    assert shapes_through(same, 28, 1) == shapes_through(abstract(**small, width=0.125), 28, 1)
+    with pytest.raises(ValueError, match="one number or three"):
+        Inception(**small, width=(0.125, 1.0), rngs=nnx.Rngs(0))
+
+
+def test_dead_features_counts_channels_zero_everywhere_and_ignores_padding():
+    from experiments.inception_v4.probes import DeadFeatures
+
+    class Fixed:  # features: channel 0 live only on image 1, channel 1 live on image 0, 2 never
+        def features(self, x, train):
+            f = jnp.zeros((x.shape[0], 2, 3, 3)).at[1, 0, 1, 0].set(2.0).at[0, 1, 2, 1].set(0.5)
+            return f.at[2].set(7.0)  # image 2 is eval padding: all its values live, none may count
+
+    split = {"image": jnp.zeros((1, 3, 28, 28, 1)), "batch_mask": jnp.array([[1.0, 1.0, 0.0]])}
+    out = DeadFeatures(examples=3)(Fixed(), {"test": split}, lambda b, train: b)
+    assert float(out["dead_channels"]) == pytest.approx(1 / 3)
+    assert float(out["zero_activations"]) == pytest.approx(1 - 2 / 36)  # 2 live values of 2 x 6 x 3
+    first = DeadFeatures(examples=1)(Fixed(), {"test": split}, lambda b, train: b)
+    assert float(first["dead_channels"]) == pytest.approx(2 / 3)  # image 0 alone: channel 0 dead too
+    with pytest.raises(ValueError, match="at least 1"):
+        DeadFeatures(examples=0)
+
+
 def test_the_full_inception_v4_runs_forward_on_one_299x299_image_on_the_cpu():
     model = Inception(version="v4", num_classes=10, rngs=nnx.Rngs(0))
     logits = nnx.jit(lambda m, x: m(x, train=False))(model, jnp.ones((1, 299, 299, 3)))

@@ -196,25 +196,30 @@ class Inception(nnx.Module):
     the blocks per stage (A, B, C); `residual_scale` scales every residual branch; `residual=False`
     removes the residual nets' shortcuts; `bn_momentum` is the moving averages' decay (0.9997 in the
     released model, for long training: short runs need less). A scaled-down network for small
-    images: `stem: small` (28x28 input) and `width` multiplying every filter count of the figures."""
+    images: `stem: small` (28x28 input) and `width` multiplying every filter count of the figures:
+    one number for every layer, or three (the stem and A blocks; Reduction-A and the B blocks;
+    Reduction-B, the C blocks and the released layout's last 1x1), e.g. a network whose C blocks
+    alone are as wide as the paper's."""
 
     def __init__(self, version: str = "v4", layout: str = "paper", num_classes: int = 1000,
                  residual_scale: float | tuple[float, float, float] = (0.17, 0.1, 0.2),
                  repeats: tuple[int, int, int] | None = None, bn_scale: bool = True,
-                 in_channels: int = 3, dropout: float = 0.2, stem: str = "paper", width: float = 1.0,
+                 in_channels: int = 3, dropout: float = 0.2, stem: str = "paper",
+                 width: float | tuple[float, float, float] = 1.0,
                  residual: bool = True, bn_momentum: float = 0.9997, *, rngs: nnx.Rngs):
         if version not in VERSIONS:
             raise ValueError(f"unknown model.version {version!r}; use one of {VERSIONS}")
         if layout not in LAYOUTS or (layout == "released" and version != "resnet_v2"):
             raise ValueError(f"model.layout={layout!r}: 'paper' for every version, 'released' only "
                              "for resnet_v2 (the authors' released TF-slim layout)")
-        if stem not in STEMS or not 0 < width <= 4:
+        widths = (width,) * 3 if isinstance(width, int | float) else tuple(width)
+        if stem not in STEMS or len(widths) != 3 or not all(0 < w <= 4 for w in widths):
             raise ValueError(f"model.stem={stem!r} (use one of {STEMS}), model.width={width} "
-                             "(use 0 < width <= 4)")
+                             "(use one number or three, each 0 < width <= 4)")
         released = layout == "released"
         repeats = tuple(repeats or REPEATS["released" if released else version])
         scales = (residual_scale,) * 3 if isinstance(residual_scale, int | float) else tuple(residual_scale)
-        kw = dict(bn_scale=bn_scale, width=width, bn_momentum=bn_momentum, rngs=rngs)
+        kw = dict(bn_scale=bn_scale, width=widths[0], bn_momentum=bn_momentum, rngs=rngs)
         stems = {"v4": STEM_V4, "resnet_v1": STEM_RESNET_V1, "resnet_v2": STEM_V4}
         stem_blocks = STEM_SMALL if stem == "small" else STEM_RELEASED_V2 if released else stems[version]
         stages, cin = [], in_channels
@@ -225,6 +230,7 @@ class Inception(nnx.Module):
         reductions = ([["max 3/2 V"], [f"3x3/2 {n} V"], [f"1x1 {k}", f"3x3 {l_}", f"3x3/2 {m} V"]],
                       REDUCTION_B_V4 if version == "v4" else REDUCTION_B_RESNET[version])
         for stage, (count, scale) in enumerate(zip(repeats, scales, strict=True)):
+            kw["width"] = widths[stage]  # Reduction-A and -B belong to the stage after them
             for i in range(count):
                 if version == "v4":
                     stages.append(Concat((INCEPTION_A, INCEPTION_B, INCEPTION_C)[stage], cin, **kw))
@@ -235,7 +241,7 @@ class Inception(nnx.Module):
                                                 activate=not last, residual=residual, **kw))
                 cin = stages[-1].out
             if stage < 2:
-                stages.append(Concat(reductions[stage], cin, **kw))
+                stages.append(Concat(reductions[stage], cin, **{**kw, "width": widths[stage + 1]}))
                 cin = stages[-1].out
         if released:
             stages.append(Branch(["1x1 1536"], cin, **kw))
@@ -244,8 +250,13 @@ class Inception(nnx.Module):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.head = nnx.Linear(cin, num_classes, rngs=rngs)
 
-    def __call__(self, x, train: bool = False, rngs: nnx.Rngs | None = None):
+    def features(self, x, train: bool = False):
+        """The last stage's output, before the average pooling (where section 3.3's wide residual
+        networks "died": it became all zeros)."""
         for stage in self.stages:
             x = stage(x, train)
-        x = self.dropout(x.mean(axis=(1, 2)), deterministic=not train, rngs=rngs)
+        return x
+
+    def __call__(self, x, train: bool = False, rngs: nnx.Rngs | None = None):
+        x = self.dropout(self.features(x, train).mean(axis=(1, 2)), deterministic=not train, rngs=rngs)
         return self.head(x)
