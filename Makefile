@@ -10,7 +10,7 @@ export REPRO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 ARGS ?=
 
 .PHONY: help venv test test-slow test-kill test-multihost lint bench bench-loop bench-resnet bench-vardrop report papers \
-	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss crosscheck-inception mutation data-wordnet curves-facenet-mnist examples-clsm-wordnet panel-sharif-mnist panel-mask-rcnn-mnist clean
+	sweep-bn-mnist sweep-vardrop sweep-vardrop-protocol bench-pixelcnn bench-mixture bench-attack bench-seqgan bench-facenet sweep-seqgan-ss crosscheck-inception bench-inception mutation data-wordnet curves-facenet-mnist examples-clsm-wordnet panel-sharif-mnist panel-mask-rcnn-mnist clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -149,6 +149,9 @@ panel-mask-rcnn-mnist: venv ## Mask R-CNN: test scenes with RoIAlign's and RoIPo
 
 crosscheck-inception: venv ## Inception-v4 / -ResNet-v2 parameter counts vs timm and Keras (their own venv, ~6 GB, on demand)
 	$(PY) -m experiments.inception_v4.crosscheck $(CROSSCHECK_ARGS)
+
+bench-inception: venv ## full 299x299 Inception-v4 / -ResNet-v2 images/s, forward and train step: ours vs timm in one run
+	$(PY) -m experiments.inception_v4.bench $(BENCH_ARGS)
 
 bench-seqgan: venv ## SeqGAN: sampling 10k sequences, an MLE epoch, a discriminator epoch, a generator step (rollouts)
 	$(PY) -m experiments.seqgan.bench $(BENCH_ARGS)

@@ -15,7 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGES = ["torch==2.14.1", "torchvision==0.29.1", "timm==1.0.31", "tensorflow-cpu==2.21.0"]
+TORCH = ["torch==2.14.1", "torchvision==0.29.1", "timm==1.0.31"]
+PACKAGES = [*TORCH, "tensorflow-cpu==2.21.0"]
+DEFAULT_VENV = Path.home() / ".cache" / "repro" / "inception-crosscheck"
 
 # Each runs inside the reference environment, in a process of its own (PyTorch and TensorFlow in
 # one process crash), and prints {name: count} as JSON.
@@ -42,11 +44,17 @@ OURS = {"inception_v4": dict(version="v4"),
         "InceptionResNetV2": dict(version="resnet_v2", layout="released", bn_scale=False)}
 
 
-def reference_counts(venv: Path) -> dict[str, int]:
+def reference_python(venv: Path, packages: list[str] = PACKAGES) -> Path:
+    """The reference environment's interpreter, created and given `packages` if needed."""
     python = venv / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *PACKAGES], check=True)  # no-op once there
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)  # no-op once there
+    return python
+
+
+def reference_counts(venv: Path) -> dict[str, int]:
+    python = reference_python(venv)
     counts = {}
     for snippet in COUNTS:
         done = subprocess.run([str(python), "-c", snippet], check=True, capture_output=True, text=True)
@@ -66,8 +74,7 @@ def our_count(**kw) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path.home() / ".cache" / "repro" / "inception-crosscheck"
-    parser.add_argument("--venv", type=Path, default=default,
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV,
                         help="the reference implementations' environment (created on demand, ~6 GB)")
     args = parser.parse_args()
     theirs = reference_counts(args.venv)
