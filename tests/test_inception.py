@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from repro.facts import parameter_count
+from repro.facts import multiply_adds, parameter_count
 from repro.models.inception import RESIDUAL, Inception, ResidualBlock, layer
 
 # Counts of independent implementations built without weights (experiments/inception_v4/crosscheck.py):
@@ -20,6 +20,9 @@ from repro.models.inception import RESIDUAL, Inception, ResidualBlock, layer
 TIMM_INCEPTION_V4 = 42_679_816
 TIMM_INCEPTION_RESNET_V2 = 55_843_464
 KERAS_INCEPTION_RESNET_V2_TRAINABLE = 55_813_192
+# timm's multiply-adds on one 299x299 image (torch 2.14.1 FlopCounterMode: convolutions and matmuls)
+TIMM_INCEPTION_V4_MULTIPLY_ADDS = 12_253_974_624
+TIMM_INCEPTION_RESNET_V2_MULTIPLY_ADDS = 13_155_794_016
 
 
 @functools.cache  # a full network takes seconds to trace: each layout once per session
@@ -76,6 +79,17 @@ def test_parameter_counts_equal_the_independent_implementations_exactly():
     assert count(version="resnet_v2", layout="released") == TIMM_INCEPTION_RESNET_V2
     keras = count(version="resnet_v2", layout="released", bn_scale=False)
     assert keras == KERAS_INCEPTION_RESNET_V2_TRAINABLE
+
+
+@pytest.mark.parametrize("layout, expected", [
+    (dict(version="v4"), TIMM_INCEPTION_V4_MULTIPLY_ADDS),
+    pytest.param(dict(version="resnet_v2", layout="released"), TIMM_INCEPTION_RESNET_V2_MULTIPLY_ADDS,
+                 marks=pytest.mark.slow),  # ~30 s to trace: the v4 case covers the counting
+])
+def test_multiply_adds_at_299x299_equal_timms_count_exactly(layout, expected):
+    graphdef, state = nnx.split(abstract(**layout))
+    image = jax.ShapeDtypeStruct((1, 299, 299, 3), jnp.float32)
+    assert multiply_adds(lambda s, x: nnx.merge(graphdef, s)(x, train=False), state, image) == expected
 
 
 def test_a_residual_scale_of_zero_makes_a_residual_block_the_identity_on_its_relu_input():

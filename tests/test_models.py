@@ -63,3 +63,22 @@ def test_every_model_convolves_through_the_suites_conv():
     assert not offenders, f"use repro.models.conv.Conv instead of a bare conv at {offenders}"
     layer = conv.Conv(3, 4, (3, 3), rngs=nnx.Rngs(0))
     assert isinstance(layer, nnx.Conv) and layer.conv_general_dilated is conv.conv_general_dilated
+
+
+def test_multiply_adds_counts_convolutions_and_matmuls_from_shapes_by_hand():
+    from repro.facts import multiply_adds
+    from repro.models.conv import Conv
+
+    conv = Conv(5, 7, (3, 2), strides=(2, 1), padding="VALID", rngs=nnx.Rngs(0))
+    dense = nnx.Linear(7, 4, rngs=nnx.Rngs(1))
+    x = jnp.ones((2, 11, 13, 5))  # batch 2, every dimension different
+    # conv: output 2 x 5 x 12 x 7, each a 3 x 2 x 5 window; dense on its 2 x 5 x 12 pixels: 7 -> 4
+    by_hand = 2 * 5 * 12 * 7 * (3 * 2 * 5) + 2 * 5 * 12 * 7 * 4
+    assert multiply_adds(lambda x: dense(conv(x)), x) == by_hand
+    grouped = lambda x: jax.lax.conv_general_dilated(  # noqa: E731 - 2 groups of 3 input channels
+        x, jnp.ones((3, 3, 3, 8)), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=2)
+    assert multiply_adds(grouped, jnp.ones((1, 4, 6, 6))) == 4 * 6 * 8 * (3 * 3 * 3)
+    # a scan's body counts once per iteration; elementwise work and pooling count nothing
+    looped = lambda x: jax.lax.scan(lambda c, _: (jnp.tanh(c @ jnp.ones((6, 6))), None), x, None, length=3)[0]  # noqa: E731
+    assert multiply_adds(looped, jnp.ones((2, 6))) == 3 * 2 * 6 * 6
