@@ -1,0 +1,96 @@
+"""Properties that must hold for every input, drawn by hypothesis (the same examples every run):
+the training order (repro.data.pipeline.batch_indices), evaluation padding
+(repro.evaluation.pad_for_eval) and the perturbation balls of the attacks (repro.attacks.project)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from repro.attacks import project
+from repro.data.pipeline import batch_indices
+from repro.evaluation import pad_for_eval
+
+FAST = settings(max_examples=40, deadline=None, derandomize=True)
+
+
+@st.composite
+def schedules(draw):
+    """n examples, a batch that fits, and a chunk [start, start + length) of a 0..total run."""
+    n = draw(st.integers(2, 23))
+    batch = draw(st.integers(1, n))
+    total = draw(st.integers(1, 3 * n // batch + 2))  # runs of 1 to ~3 epochs
+    start = draw(st.integers(0, total - 1))
+    return n, batch, total, start, draw(st.integers(1, total - start))
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)  # each shape compiles once
+@given(schedules())
+def test_any_chunk_of_the_training_order_is_the_same_slice_of_one_order_of_drop_last_epochs(schedule):
+    n, batch, total, start, length = schedule
+    key = jax.random.key(7)
+    whole = np.asarray(batch_indices(key, 0, total, batch, n))
+    assert whole.shape == (total, batch) and whole.min() >= 0 and whole.max() < n
+    # a chunk that starts anywhere (a resume, another chunk length) continues the same order
+    np.testing.assert_array_equal(np.asarray(batch_indices(key, start, length, batch, n)),
+                                  whole[start:start + length])
+    per_epoch = n // batch
+    for epoch in range(total // per_epoch):  # each complete epoch: distinct examples, none reused
+        seen = whole[epoch * per_epoch:(epoch + 1) * per_epoch].ravel()
+        assert len(set(seen.tolist())) == per_epoch * batch
+
+
+@FAST
+@given(st.integers(1, 40), st.integers(1, 50), st.sampled_from([(), (3,), (2, 5)]))
+def test_evaluation_padding_keeps_every_example_once_in_order_and_masks_only_the_padding(n, batch, tail):
+    split = {"image": np.arange(n * int(np.prod(tail)), dtype=np.float32).reshape(n, *tail) + 1,
+             "label": np.arange(n, dtype=np.int32) + 1}
+    padded = pad_for_eval(split, batch)
+    used = min(batch, n)
+    batches = -(-n // used)
+    mask = padded["batch_mask"].reshape(-1)
+    assert padded["batch_mask"].shape == (batches, used) and mask.sum() == n
+    np.testing.assert_array_equal(mask, np.arange(batches * used) < n)  # real first, padding last
+    for name, field in split.items():
+        flat = padded[name].reshape(batches * used, *field.shape[1:])
+        np.testing.assert_array_equal(flat[:n], field)
+        assert not flat[n:].any()  # padding is zeros
+
+
+deltas = st.lists(st.floats(-3, 3, allow_nan=False, width=32), min_size=12, max_size=12)
+
+
+@FAST
+@given(st.lists(deltas, min_size=1, max_size=3), st.floats(0.05, 4.0), st.sampled_from(["l2", "linf"]))
+def test_a_projection_leaves_points_in_the_ball_alone_and_moves_the_others_onto_its_edge(rows, eps, norm):
+    delta = jnp.asarray(rows, jnp.float32).reshape(len(rows), 3, 4, 1)  # per example: 3 x 4 x 1
+    out = np.asarray(project(delta, eps, norm))
+    flat_in, flat_out = np.asarray(delta).reshape(len(rows), -1), out.reshape(len(rows), -1)
+    for before, after in zip(flat_in, flat_out, strict=True):
+        size = np.linalg.norm(before) if norm == "l2" else np.abs(before).max()
+        if size <= eps:
+            np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-7)  # inside: untouched
+            continue
+        if norm == "l2":  # outside: scaled along itself onto the sphere
+            np.testing.assert_allclose(np.linalg.norm(after), eps, rtol=1e-5)
+            np.testing.assert_allclose(after * np.linalg.norm(before), before * eps, rtol=1e-4, atol=1e-5)
+        else:  # each coordinate clipped on its own
+            np.testing.assert_array_equal(after, np.clip(before, -eps, eps))
+
+
+@FAST
+@given(deltas, st.integers(0, 12))
+def test_an_l0_projection_keeps_exactly_the_k_largest_changes(row, k):
+    delta = jnp.asarray(row, jnp.float32).reshape(1, 12)
+    out = np.asarray(project(delta, k, "l0"))[0]
+    before = np.asarray(delta)[0]
+    kept = np.flatnonzero(out)
+    assert len(kept) <= k and np.all(out[kept] == before[kept])  # kept values are the originals
+    if k < 12:  # nothing dropped is larger than anything kept
+        dropped = np.setdiff1d(np.arange(12), np.flatnonzero(out != 0))
+        assert np.count_nonzero(out) <= k
+        if len(kept):
+            assert np.abs(before[dropped]).max(initial=0) <= np.abs(before[kept]).min()
