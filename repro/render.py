@@ -116,6 +116,19 @@ def provenance_line(groups: dict[str, list[dict]]) -> str:
             f"wall time per run {min(wall):.0f}–{max(wall):.0f} s).")
 
 
+def history_curve(runs: list[dict], key: str, index: int | None = None):
+    """A metric over training: the steps at which the first run logged `key`, and every run's value
+    there, [runs, steps] (element `index` of a vector-valued metric)."""
+    import numpy as np
+
+    steps = [r["step"] for r in runs[0]["history"] if key in r]
+    values = []
+    for run in runs:
+        by_step = {r["step"]: r[key] for r in run["history"] if key in r}
+        values.append([by_step[s] if index is None else by_step[s][index] for s in steps])
+    return np.asarray(steps), np.asarray(values)
+
+
 def final_curve(runs: list[dict], keys: list[str]):
     """Mean and std over seeds of the final values `keys` (a curve: one point per key), from the
     runs that logged all of them; None if none did."""

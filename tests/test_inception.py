@@ -168,3 +168,19 @@ def test_the_papers_optimizer_adds_epsilon_inside_the_root_and_decays_by_steps()
     # TensorFlow's RMSProp: lr * g / sqrt(0.1 g^2 + epsilon), epsilon = 1.0 (section 4)
     expected = -0.045 * grad["w"] / jnp.sqrt(0.1 * grad["w"] ** 2 + 1.0)
     np.testing.assert_allclose(update["w"], expected, rtol=1e-6)
+
+
+def test_the_figure_draws_the_variants_that_ran_and_nothing_without_runs(tmp_path):
+    from experiments.inception_v4.figures import make_figures
+    from repro.render import history_curve
+
+    def run(values, key="test/accuracy"):
+        return {"history": [{"step": 250 * i, key: v} for i, v in enumerate(values)]}
+
+    groups = {"resnet_v2": [run([0.1, 0.8]), run([0.1, 0.9])], "v4": [run([0.1, 0.4])],
+              "wide": [run([0.2, 0.45], "probe/zero_activations")]}
+    steps, values = history_curve(groups["resnet_v2"], "test/accuracy")
+    assert steps.tolist() == [0, 250] and values.tolist() == [[0.1, 0.8], [0.1, 0.9]]
+    [(caption, path)] = make_figures(groups, tmp_path, tmp_path / "figures")
+    assert path.exists() and path.stat().st_size > 10_000 and "zeros" in caption
+    assert make_figures({"resnet_v2": []}, tmp_path, tmp_path / "none") == []

@@ -11,20 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from repro.render import save_figure
+from repro.render import history_curve, save_figure
 
 STEPS_IN_PAPER_PLOT = 50_000  # the x axis of panels (b, c) is unlabeled; assumed 0-50k steps
 COLORS = {"with_bn": "tab:blue", "without_bn": "tab:red"}
 LABELS = {"with_bn": "with BN", "without_bn": "without BN"}
-
-
-def _curves(runs: list[dict], key: str, index: int | None = None):
-    steps = [r["step"] for r in runs[0]["history"] if key in r]
-    values = []
-    for run in runs:
-        by_step = {r["step"]: r[key] for r in run["history"] if key in r}
-        values.append([by_step[s] if index is None else by_step[s][index] for s in steps])
-    return np.asarray(steps), np.asarray(values)
 
 
 def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Path):
@@ -37,7 +28,7 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
     for variant, runs in groups.items():
         if not runs:
             continue
-        steps, acc = _curves(runs, "test/accuracy")
+        steps, acc = history_curve(runs, "test/accuracy")
         c = COLORS[variant]
         ax.plot(steps, acc.mean(0), color=c, label=f"ours, {LABELS[variant]} (n={len(runs)})")
         ax.fill_between(steps, acc.min(0), acc.max(0), color=c, alpha=0.2)
@@ -60,7 +51,7 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
                 ax.plot(ref[:, 0] * STEPS_IN_PAPER_PLOT, ref[:, 1], "--", color="gray", lw=1)
         if runs:
             for p, shade in zip((15, 50, 85), ("tab:green", "black", "tab:purple"), strict=True):
-                steps, v = _curves(runs[:1], f"probe/sigmoid_input_p{p}", index=0)
+                steps, v = history_curve(runs[:1], f"probe/sigmoid_input_p{p}", index=0)
                 ax.plot(steps, v[0], color=shade, label=f"ours, {p}th percentile")
         ax.set(title=f"Figure 1({panel}): {LABELS[variant]}", xlabel="training step")
         ax.grid(alpha=0.3)

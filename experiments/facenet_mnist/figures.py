@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from experiments.facenet_mnist.curves import CURVES_FILE  # noqa: E402
-from repro.render import save_figure  # noqa: E402
+from repro.render import history_curve, save_figure  # noqa: E402
 
 PANELS = (("test/val_at_far", "held-out VAL at FAR 1e-3"),
           ("train/loss", "triplet loss (training batches)"),
@@ -39,12 +39,6 @@ PAPER_TABLE6 = {2.6e6: 0.763, 26e6: 0.851, 52e6: 0.851, 260e6: 0.862}
 FINAL_VAL = "test/val_at_far"
 
 
-def _curve(runs: list[dict], metric: str):
-    steps = np.asarray([r["step"] for r in runs[0]["history"] if metric in r])
-    values = np.asarray([[r[metric] for r in run["history"] if metric in r] for run in runs])
-    return steps, values
-
-
 def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Path):
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(PANELS), figsize=(20, 4))
@@ -52,7 +46,7 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
         if not runs:
             continue
         for ax, (metric, title) in zip(axes, PANELS, strict=True):
-            steps, values = _curve(runs, metric)
+            steps, values = history_curve(runs, metric)
             if not len(steps):
                 continue
             color = COLORS.get(variant)
