@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from repro.attacks import project
-from repro.data.pipeline import batch_indices
+from repro.data.pipeline import batch_indices, epoch_permutation
 from repro.evaluation import pad_for_eval
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True)
@@ -30,7 +30,8 @@ def schedules(draw):
 @settings(max_examples=15, deadline=None, derandomize=True)  # each shape compiles once
 @given(schedules())
 @example((5, 1, 9, 4, 3))  # batch 1, a chunk starting on an epoch's last step: its first two steps
-@example((7, 3, 6, 1, 2))  # straddle epochs; and a batch that leaves examples out of every epoch
+@example((7, 3, 6, 1, 2))  # straddle epochs; a batch that leaves examples out of every epoch;
+@example((5, 1, 6, 0, 6))  # a chunk whose last step alone opens a new epoch
 def test_any_chunk_of_the_training_order_is_the_same_slice_of_one_order_of_drop_last_epochs(schedule):
     n, batch, total, start, length = schedule
     key = jax.random.key(7)
@@ -39,10 +40,20 @@ def test_any_chunk_of_the_training_order_is_the_same_slice_of_one_order_of_drop_
     # a chunk that starts anywhere (a resume, another chunk length) continues the same order
     np.testing.assert_array_equal(np.asarray(batch_indices(key, start, length, batch, n)),
                                   whole[start:start + length])
-    per_epoch = n // batch
-    for epoch in range(total // per_epoch):  # each complete epoch: distinct examples, none reused
-        seen = whole[epoch * per_epoch:(epoch + 1) * per_epoch].ravel()
-        assert len(set(seen.tolist())) == per_epoch * batch
+    per_epoch = n // batch  # steps per epoch: drop-last, so n % batch examples sit out each epoch
+    for step in range(total):  # the definition: step s takes its epoch's permutation, batch by batch
+        epoch, within = divmod(step, per_epoch)
+        perm = np.asarray(epoch_permutation(key, epoch, n))
+        np.testing.assert_array_equal(whole[step], perm[within * batch:(within + 1) * batch])
+
+
+def test_a_batch_larger_than_the_data_is_refused_and_a_single_example_is_its_own_epoch():
+    import pytest
+
+    with pytest.raises(ValueError, match="batch_size=4 exceeds the 3 training examples"):
+        batch_indices(jax.random.key(0), 0, 1, 4, 3)
+    assert np.asarray(batch_indices(jax.random.key(0), 2, 3, 1, 1)).tolist() == [[0], [0], [0]]
+    assert np.asarray(batch_indices(jax.random.key(0), 0, 2, 3, 3)).ravel().tolist().count(0) == 2
 
 
 @FAST
