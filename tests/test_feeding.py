@@ -72,6 +72,12 @@ def test_class_balanced_batches_hold_p_classes_of_k_examples_each():
         sampler.indices(seed_keys(0)["data"], 0, 1, 16, split)
     with pytest.raises(Exception, match="needs 12 classes with at least 5 examples"):
         ClassBalanced(12, 5).indices(seed_keys(0)["data"], 0, 1, 60, split)
+    # at the edges: classes of exactly K examples count, and exactly P such classes suffice
+    exact = {"label": np.repeat(np.arange(3), [5, 5, 4])}  # two classes of K = 5, one of 4
+    rows = ClassBalanced(2, 5).indices(seed_keys(0)["data"], 0, 3, 10, exact)
+    assert all(sorted(exact["label"][r].tolist()) == [0] * 5 + [1] * 5 for r in rows)
+    with pytest.raises(Exception, match="needs 3 classes with at least 5 examples each; the split has 2"):
+        ClassBalanced(3, 5).indices(seed_keys(0)["data"], 0, 1, 15, exact)
 
 
 COMMON = ["experiment=debug", "data.allow_partial=true", "logger.mode=disabled", "progress=false",

@@ -7,7 +7,7 @@ from conftest import SCENE_HW
 from conftest import detection_scenes as scenes
 
 from repro.data.fields import Field
-from repro.data.transforms import Normalize, RandomCropFlip, Transforms
+from repro.data.transforms import Normalize, RandomCropFlip, Transforms, move_boxes, random_crop_flip
 
 FIELDS = {"image": Field("image"), "boxes": Field("boxes", valid="valid"),
           "masks": Field("masks", valid="valid"), "classes": Field("classes", valid="valid"),
@@ -77,3 +77,32 @@ def test_evaluation_applies_only_the_deterministic_transforms():
     np.testing.assert_array_equal(again["image"], out["image"])
     with pytest.raises(ValueError, match="is random: give the transforms a key"):
         transforms(batch, train=True)
+
+
+def test_boxes_moved_off_the_canvas_are_clipped_to_its_edges_not_beyond():
+    boxes = np.array([[[1.0, 0.0, 3.0, 3.0], [20.0, 9.0, 23.0, 11.0]]])  # canvas 24 wide, 12 high
+    # corner (row 8, col 8) with pad 4: every box moves 4 left and 4 up; the first leaves the canvas
+    # over its top-left corner and is clipped to it (no coordinate below 0)
+    moved = np.asarray(move_boxes(boxes, np.array([[8, 8]]), np.array([False]), 4, 24, 12))
+    np.testing.assert_array_equal(moved[0], [[0, 0, 0, 0], [16, 5, 19, 7]])
+    # corner (0, 0), flipped: 4 right and 4 down (the second box clipped to the bottom-right corner),
+    # then mirrored, x -> 24 - x
+    back = np.asarray(move_boxes(boxes, np.array([[0, 0]]), np.array([True]), 4, 24, 12))
+    np.testing.assert_array_equal(back[0], [[17, 4, 19, 7], [0, 12, 0, 12]])
+
+
+@pytest.mark.parametrize("make", ["function", "class"])
+def test_the_default_crop_pads_by_4_pixels_and_reaches_both_ends(make):
+    """He et al.'s CIFAR augmentation, the default of both entry points: shifts of -4..4 pixels."""
+    image = np.zeros((400, 9, 11, 1), np.float32)
+    image[:, 4, 5] = 1.0  # one lit pixel, away from every edge by more than 4
+    key = jax.random.key(0)
+    if make == "function":
+        out = np.asarray(random_crop_flip(key, image, flip=False))
+    else:
+        crop = RandomCropFlip(flip=False)
+        out = np.asarray(crop({"image": image}, {"image": Field("image")}, key=key)["image"])
+    rows, cols = np.nonzero(out[..., 0])[1:]
+    assert len(rows) == 400  # the pixel is never cropped away at these shifts
+    assert sorted(set((rows - 4).tolist())) == list(range(-4, 5))
+    assert sorted(set((cols - 5).tolist())) == list(range(-4, 5))
