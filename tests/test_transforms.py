@@ -75,6 +75,8 @@ def test_evaluation_applies_only_the_deterministic_transforms():
     np.testing.assert_array_equal(out["boxes"], batch["boxes"])
     again = jax.device_get(transforms(batch, train=False))
     np.testing.assert_array_equal(again["image"], out["image"])
+    by_default = jax.device_get(transforms(batch))  # no `train`: evaluation, never augmentation
+    np.testing.assert_array_equal(by_default["image"], out["image"])
     with pytest.raises(ValueError, match="is random: give the transforms a key"):
         transforms(batch, train=True)
 
@@ -92,17 +94,61 @@ def test_boxes_moved_off_the_canvas_are_clipped_to_its_edges_not_beyond():
 
 
 @pytest.mark.parametrize("make", ["function", "class"])
-def test_the_default_crop_pads_by_4_pixels_and_reaches_both_ends(make):
-    """He et al.'s CIFAR augmentation, the default of both entry points: shifts of -4..4 pixels."""
-    image = np.zeros((400, 9, 11, 1), np.float32)
-    image[:, 4, 5] = 1.0  # one lit pixel, away from every edge by more than 4
+def test_the_default_crop_pads_by_4_pixels_reaches_both_ends_and_flips_half(make):
+    """He et al.'s CIFAR augmentation, the default of both entry points: shifts of -4..4 pixels on
+    each axis, drawn apart, and a horizontal flip of about half the images."""
+    image = np.zeros((400, 9, 21, 1), np.float32)
+    image[:, 4, 5] = 1.0  # one lit pixel, more than 4 from the top, bottom and left edges
     key = jax.random.key(0)
     if make == "function":
-        out = np.asarray(random_crop_flip(key, image, flip=False))
+        out = np.asarray(random_crop_flip(key, image))
     else:
-        crop = RandomCropFlip(flip=False)
-        out = np.asarray(crop({"image": image}, {"image": Field("image")}, key=key)["image"])
+        out = np.asarray(RandomCropFlip()({"image": image}, {"image": Field("image")}, key=key)["image"])
     rows, cols = np.nonzero(out[..., 0])[1:]
-    assert len(rows) == 400  # the pixel is never cropped away at these shifts
+    assert len(rows) == 400  # never cropped away at these shifts
+    flipped = cols > 10  # unflipped, the pixel lands in columns 1..9; mirrored, in 20 - (1..9)
+    cols = np.where(flipped, 20 - cols, cols)
+    assert 150 < flipped.sum() < 250
     assert sorted(set((rows - 4).tolist())) == list(range(-4, 5))
     assert sorted(set((cols - 5).tolist())) == list(range(-4, 5))
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 60  # of 81: the axes are drawn apart
+
+
+def test_validity_follows_the_area_left_on_the_canvas_at_its_edges():
+    fields = {"image": Field("image"), "boxes": Field("boxes", valid="valid"), "valid": Field("valid")}
+    image = np.zeros((1, 12, 24, 1), np.float32)  # pad 0, no flip: boxes are only clipped
+    boxes = np.array([[[3.0, 0.0, 4.0, 1.0],       # 1 x 1 pixel in the top row: area 1, kept
+                       [5.0, 13.0, 9.0, 15.0],     # below the 12-row canvas: area 0, dropped
+                       [25.0, 2.0, 27.0, 4.0]]])   # right of the 24-column canvas: dropped
+    batch = {"image": image, "boxes": boxes, "valid": np.ones((1, 3), np.int32)}
+    crop = RandomCropFlip(pad=0, flip=False)
+    out = jax.device_get(crop(batch, fields, key=jax.random.key(0)))
+    np.testing.assert_array_equal(out["boxes"][0], [[3, 0, 4, 1], [5, 12, 9, 12], [24, 2, 24, 4]])
+    assert out["valid"][0].tolist() == [1, 0, 0]
+    without = {k: v for k, v in batch.items() if k != "valid"}  # a declared valid field may be absent
+    moved = jax.device_get(crop(without, fields, key=jax.random.key(0)))
+    assert "valid" not in moved and np.array_equal(moved["boxes"], out["boxes"])
+
+
+def test_a_configured_transform_list_replaces_the_default_steps():
+    from omegaconf import OmegaConf
+
+    from repro.data.transforms import for_data
+
+    cfg = OmegaConf.create({"augment": "crop_flip", "pad": 4, "mean": [0.0], "std": [1.0],
+                            "transforms": [{"_target_": "repro.data.transforms.Normalize",
+                                            "mean": [10.0], "std": [2.0]}]})
+    [only] = for_data(cfg, None).transforms  # the list, not crop/flip then the data's mean and std
+    assert isinstance(only, Normalize) and (only.mean, only.std) == ((10.0,), (2.0,))
+    default = for_data(OmegaConf.create({**OmegaConf.to_container(cfg), "transforms": None}), None)
+    assert [type(t) for t in default.transforms] == [RandomCropFlip, Normalize]
+
+
+def test_the_crop_and_flip_draws_are_pinned_for_a_key():
+    """Committed results that augment are bitwise functions of this stream: a change to how the
+    offsets are drawn (another shape, another split of the key) must show here first."""
+    from repro.data.transforms import crop_flip_offsets
+
+    corners, flips = crop_flip_offsets(jax.random.key(0), 4, 4, True)
+    assert np.asarray(corners).tolist() == [[1, 8], [1, 1], [1, 7], [4, 7]]
+    assert np.asarray(flips).tolist() == [True, True, False, True]
