@@ -178,3 +178,58 @@ def test_other_checkpoint_errors_are_not_called_a_full_disk(tmp_path):
     ckpt.manager.save = fail
     with pytest.raises(ValueError, match="something else"):
         ckpt.save(1, {"w": jnp.ones(1)}, {})
+
+
+@pytest.mark.parametrize("raised", [
+    ValueError("RESOURCE_EXHAUSTED: Error writing local file"),   # orbax's writer, no OS text
+    RuntimeError("write failed: No space left on device"),       # the OS text alone
+    OSError(28, "quota"),                                        # the errno alone
+])
+def test_each_sign_of_a_full_disk_alone_is_enough(tmp_path, raised):
+    ckpt = Checkpointer(tmp_path / "ckpt")
+
+    def fail(*args, **kwargs):
+        raise raised
+
+    ckpt.manager.save = fail
+    with pytest.raises(OSError, match="disk full while checkpointing"):
+        ckpt.save(1, {"w": jnp.ones(1)}, {})
+
+
+def test_another_os_error_is_not_a_full_disk(tmp_path):
+    ckpt = Checkpointer(tmp_path / "ckpt")
+
+    def fail(*args, **kwargs):
+        raise OSError(13, "Permission denied")
+
+    ckpt.manager.save = fail
+    with pytest.raises(PermissionError, match="Permission denied"):
+        ckpt.save(1, {"w": jnp.ones(1)}, {})
+
+
+def test_a_refusal_names_at_most_five_leaves_per_kind_and_says_when_there_are_more(tmp_path):
+    saved = {f"a{i}": jnp.ones(2) for i in range(5)} | {f"b{i}": jnp.ones(2) for i in range(6)}
+    saved["w"] = jnp.ones(3)
+    ckpt = Checkpointer(tmp_path / "ckpt")
+    ckpt.save(1, saved, {})
+    ckpt.close()
+    wanted = {"w": jnp.ones(4)}  # all a* and b* unexpected, w reshaped
+    with pytest.raises(CheckpointError) as err:
+        Checkpointer(tmp_path / "ckpt").restore(wanted)
+    text = str(err.value)
+    assert "unexpected: ['a0', 'a1', 'a2', 'a3', 'a4'] ..." in text  # 11 names: the first 5, then ...
+    assert "other shape or dtype: ['w'])" in text  # 1 name: no ...
+    exactly_five = {f"a{i}": jnp.ones(2) for i in range(5)}
+    ckpt = Checkpointer(tmp_path / "five")
+    ckpt.save(1, exactly_five, {})
+    ckpt.close()
+    with pytest.raises(CheckpointError, match=r"unexpected: \['a0', 'a1', 'a2', 'a3', 'a4'\]\): "):
+        Checkpointer(tmp_path / "five").restore({})
+
+
+def test_two_checkpoints_are_kept_by_default(tmp_path):
+    ckpt = Checkpointer(tmp_path / "ckpt")
+    for step in (1, 2, 3):
+        ckpt.save(step, {"w": jnp.full(2, step)}, {})
+    ckpt.close()
+    assert sorted(Checkpointer(tmp_path / "ckpt").manager.all_steps()) == [2, 3]
