@@ -225,6 +225,11 @@ def test_a_refusal_names_at_most_five_leaves_per_kind_and_says_when_there_are_mo
     ckpt.close()
     with pytest.raises(CheckpointError, match=r"unexpected: \['a0', 'a1', 'a2', 'a3', 'a4'\]\): "):
         Checkpointer(tmp_path / "five").restore({})
+    ckpt = Checkpointer(tmp_path / "six")
+    ckpt.save(1, exactly_five | {"a5": jnp.ones(2)}, {})
+    ckpt.close()
+    with pytest.raises(CheckpointError, match=r"unexpected: \['a0', 'a1', 'a2', 'a3', 'a4'\] \.\.\.\): "):
+        Checkpointer(tmp_path / "six").restore({})
 
 
 def test_two_checkpoints_are_kept_by_default(tmp_path):
