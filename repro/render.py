@@ -140,10 +140,15 @@ def final_curve(runs: list[dict], keys: list[str]):
     return values.mean(0), values.std(0)
 
 
-def save_figure(fig, path: Path, dpi: int = 110) -> Path:
-    """Lay out, write and close a matplotlib figure (figures.py of every paper)."""
+def save_figure(fig, path: Path, dpi: int = 110, drawn: bool = True) -> Path | None:
+    """Lay out, write (its folder made if needed) and close a matplotlib figure (figures.py of
+    every paper); a figure with nothing `drawn` on it is closed unwritten: None."""
     import matplotlib.pyplot as plt
 
+    if not drawn:
+        plt.close(fig)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)

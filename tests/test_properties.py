@@ -7,6 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -48,8 +49,6 @@ def test_any_chunk_of_the_training_order_is_the_same_slice_of_one_order_of_drop_
 
 
 def test_a_batch_larger_than_the_data_is_refused_and_a_single_example_is_its_own_epoch():
-    import pytest
-
     with pytest.raises(ValueError, match="batch_size=4 exceeds the 3 training examples"):
         batch_indices(jax.random.key(0), 0, 1, 4, 3)
     assert np.asarray(batch_indices(jax.random.key(0), 2, 3, 1, 1)).tolist() == [[0], [0], [0]]

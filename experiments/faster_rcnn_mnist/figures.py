@@ -46,9 +46,5 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
                 "box AP on the test scenes (mean ± std over seeds)")
     axes[0].set_ylabel("recall")
     axes[1].set_ylabel("AP")
-    if not (recall or ap):
-        plt.close(fig)
-        return []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [("proposal recall and box AP against the IoU threshold",
-             save_figure(fig, out_dir / "recall_and_ap_vs_iou.png"))]
+    path = save_figure(fig, out_dir / "recall_and_ap_vs_iou.png", drawn=recall or ap)
+    return [("proposal recall and box AP against the IoU threshold", path)] if path else []

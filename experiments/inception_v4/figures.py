@@ -44,9 +44,6 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
                       "residual connections: MNIST test accuracy (mean ± std over seeds)")
     scaling = _panel(axes[1], groups, SCALING, "probe/zero_activations", "fraction of zeros",
                      "wide residual blocks: zeros in the last stage before pooling")
-    if not (residual or scaling):
-        plt.close(fig)
-        return []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [("test accuracy over training, and the zeros of the wide networks' last stage",
-             save_figure(fig, out_dir / "residual_training.png"))]
+    path = save_figure(fig, out_dir / "residual_training.png", drawn=residual or scaling)
+    caption = "test accuracy over training, and the zeros of the wide networks' last stage"
+    return [(caption, path)] if path else []

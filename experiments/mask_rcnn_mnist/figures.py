@@ -38,10 +38,7 @@ def _ap_vs_iou(groups: dict[str, list[dict]], out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("AP")
     axes[0].legend(fontsize=8)
-    if not drawn:
-        plt.close(fig)
-        return None
-    return save_figure(fig, out)
+    return save_figure(fig, out, drawn=drawn)
 
 
 def _draw(ax, image, side: dict, title: str):
