@@ -13,6 +13,7 @@ from flax import nnx
 from hydra.utils import instantiate
 
 from experiments.vardrop_mnist.gradient_variance import GradientVariance, weight_gradient_variance
+from experiments.vardrop_mnist.probes import AlphaBalance
 from repro.configuration import compose
 from repro.data import load_dataset
 from repro.evaluation import pad_for_eval
@@ -144,6 +145,57 @@ def test_gradient_variance_probe_reports_every_estimator_and_ignores_eval_paddin
     assert all(np.isfinite(v) and v > 0 for v in out.values())
 
 
+def test_the_penalty_is_the_kl_summed_over_every_learned_alpha_divided_by_n():
+    # The per-example bound: mean cross-entropy + KL / N; A2 scales the KL by 1/3. Layers 5-4-3-2.
+    for method, scale in (("variational_b", 1.0), ("variational_a2", 1.0 / 3.0)):
+        model = DropoutMLP(5, [4, 3], 2, dropout=method, num_train=700, rngs=nnx.Rngs(0))
+        for i, layer in enumerate(model.dense):
+            layer.log_alpha[...] = jnp.full(layer.log_alpha.shape, -0.1 * (i + 1))
+        sizes = [(5, 4), (4, 3), (3, 2)]
+        counts = [a * b if method == "variational_b" else a for a, b in sizes]
+        kl = sum(-n * float(neg_kl(jnp.float32(-0.1 * (i + 1)))) for i, n in enumerate(counts))
+        assert float(model.penalty()) == pytest.approx(scale * kl / 700, rel=1e-5), method
+    fixed = DropoutMLP(5, 4, 2, dropout="gaussian_b", rngs=nnx.Rngs(0))
+    assert float(fixed.penalty()) == 0.0
+
+
+def _balance(model, key=0, draws=2):
+    x, y = _toy_data(n=400)
+    split = {"image": np.asarray(x), "label": np.asarray(y)}
+    probe = AlphaBalance(draws=draws, batch_size=100, train_split=split)
+    untransformed = lambda batch, train=False: batch  # noqa: E731
+    return jax.device_get(jax.jit(lambda k: probe(model, {}, untransformed, key=k))(jax.random.key(key)))
+
+
+def test_alpha_balance_without_noise_is_the_kl_alone_which_holds_every_capped_alpha():
+    # The mean network ('none' estimator) gives log alpha no data gradient: only the KL is left,
+    # and it pushes every alpha up (eq. 15 decreases in alpha on (0, 1]).
+    model = DropoutMLP(30, 16, 10, dropout="variational_b", num_layers=2, estimator="none", rngs=nnx.Rngs(0))
+    out = _balance(model)
+    assert set(out) == {f"{k}_{i}" for k in ("held_at_cap", "kl_dominates", "data_wants_less",
+                                             "data_to_kl_p50", "layer_data_to_kl") for i in range(3)}
+    for i in (1, 2):  # hidden layers start at the cap (p = 0.5); the input layer below it (p = 0.2)
+        assert out[f"held_at_cap_{i}"] == 1.0
+    for i in range(3):
+        assert out[f"kl_dominates_{i}"] == 1.0 and out[f"data_wants_less_{i}"] == 0.0
+        assert out[f"data_to_kl_p50_{i}"] == 0.0 and out[f"layer_data_to_kl_{i}"] == 0.0
+    assert out["held_at_cap_0"] == 0.0  # no alpha of layer 0 is at the cap: the fraction of none
+
+
+def test_alpha_balance_with_a_negligible_kl_is_the_data_term_which_wants_less_noise():
+    # N huge: the KL's gradient vanishes beside the data's, which (noise costs likelihood) mostly
+    # asks for smaller alphas, so few capped alphas are held there. Asymmetric layers (30-16-8-10).
+    model = DropoutMLP(30, [16, 8], 10, dropout="variational_b", num_layers=2, num_train=10**9,
+                       rngs=nnx.Rngs(0))
+    out = _balance(model)
+    for i in range(3):
+        assert out[f"kl_dominates_{i}"] < 0.05
+        assert out[f"data_to_kl_p50_{i}"] > 100.0 and out[f"layer_data_to_kl_{i}"] > 100.0
+    assert out["data_wants_less_2"] > 0.6  # the output layer's weights: noise there only hurts
+    assert out["held_at_cap_1"] < 0.5 and out["held_at_cap_2"] < 0.5
+    assert _balance(model, key=0)["data_wants_less_2"] == out["data_wants_less_2"]  # one key, one answer
+
+
 @pytest.mark.parametrize("method", ["variational_a", "variational_b"])
 def test_alpha_stays_at_or_below_the_cap_after_training(method, run_overrides):
     cfg = compose(["experiment=vardrop_mnist", *run_overrides, f"model.dropout={method}",
@@ -188,3 +240,37 @@ def test_cifar10_convnet_shapes_on_the_subset(k):
     assert model(x).shape == (4, 10)
     assert [layer.kernel.shape for layer in model.dense][1] == (128 * k, 128 * k)
     assert model.convs[1].kernel.shape[-1] == 64 * k and np.isfinite(float(model.penalty()))
+
+
+def test_the_60k_protocol_variants_train_for_the_epoch_the_committed_runs_chose_on_validation():
+    # Pre-registration that can be checked: each <variant>_60k retrains on all 60,000 images for
+    # the epoch of lowest mean validation error of <variant>'s committed 50k runs, nothing else.
+    from experiments.vardrop_mnist.protocol import chosen_epoch, retrain_overrides
+    from repro.report import ROOT, group_by_variant
+    from repro.reproduce import find_spec
+    from repro.results import load_results
+
+    spec = find_spec("vardrop_mnist")
+    retrained = {v[:-len("_60k")]: o for v, o in spec["variants"].items() if v.endswith("_60k")}
+    assert sorted(retrained) == sorted(f"{m}_h{h}" for m in METHODS for h in (100, 250))
+    bases = group_by_variant({**spec, "variants": {b: spec["variants"][b] for b in retrained}},
+                             load_results(ROOT / "results", spec["experiment"], strict=True))
+    for base, overrides in retrained.items():
+        assert len(bases[base]) == 5, base
+        assert overrides == retrain_overrides(spec["variants"][base], chosen_epoch(bases[base])), base
+
+
+def test_the_chosen_epoch_is_the_lowest_mean_validation_error_the_earliest_of_ties():
+    from experiments.vardrop_mnist.protocol import chosen_epoch
+
+    def run(errors, every=5000):
+        return {"history": [{"step": 0, "validation/error_percent": 90.0}]
+                + [{"step": every * (i + 1), "validation/error_percent": e} for i, e in enumerate(errors)]}
+
+    # Seed means 2.0, 1.5, 1.5, 1.7: epochs 20 and 30 tie, the earlier wins; step 0 never counts.
+    assert chosen_epoch([run([2.0, 1.0, 2.0, 1.7]), run([2.0, 2.0, 1.0, 1.7])]) == 20
+    assert chosen_epoch([run([3.0, 2.0, 1.0])]) == 30  # the last evaluation can win
+    with pytest.raises(ValueError, match="no validation"):
+        chosen_epoch([{"history": [{"step": 5000, "test/error_percent": 1.0}]}])
+    with pytest.raises(ValueError, match="whole epoch"):
+        chosen_epoch([run([1.0], every=250)])
