@@ -1,4 +1,5 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -52,6 +53,88 @@ def test_nan_loss_stops_with_a_clear_message():
     trainer = make_trainer(lr=1e30, batchnorm=False)
     with pytest.raises(NonFiniteLossError, match="NaN/inf at step .*optim.lr"):
         trainer.fit(trainer.initial_state, 40, chunk_steps=20, eval_every=20)
+
+
+class _NanFrom(nnx.Module):
+    """A model whose loss turns NaN from step `when` on (its own, so vmapped seeds differ)."""
+
+    def __init__(self, when: float):
+        self.when, self.w = nnx.Param(jnp.float32(when)), nnx.Param(jnp.ones(3))
+
+
+class _NanAtStep:
+    needs = ("step",)
+
+    def train_loss(self, model, batch, rngs=None, step=None):
+        return jnp.where(step >= model.when[...], jnp.nan, (model.w[...] ** 2).sum()), {}
+
+
+def _nan_trainer(whens, seeds=None):
+    data = {"image": np.zeros((8, 3), np.float32), "label": np.zeros(8, np.int32)}
+    models = [_NanFrom(w) for w in whens]
+    keys = [seed_keys(i) for i in range(len(whens))]
+    return Trainer(models if seeds else models[0], optax.sgd(0.0), _NanAtStep(),
+                   lambda batch, key=None, train=False: batch, data, {}, batch_size=4,
+                   keys=keys if seeds else keys[0], seeds=seeds)
+
+
+def test_a_nan_loss_names_its_first_step_and_only_the_seeds_that_had_one():
+    trainer = _nan_trainer([23.0])
+    with pytest.raises(NonFiniteLossError, match=r"NaN/inf at step 23\. Lower"):
+        trainer.fit(trainer.initial_state, 40, chunk_steps=10, eval_every=10)
+    # Vmapped: seed 9 turns at 23 and seed 7 at 25, in the same chunk; seed 8 never. The first
+    # step of any seed is named, and exactly the seeds that had one.
+    trainer = _nan_trainer([25.0, 1e9, 23.0], seeds=[7, 8, 9])
+    named = r"at step 23 for seed\(s\) \[7, 9\] of the seeds \[7, 8, 9\]"
+    with pytest.raises(NonFiniteLossError, match=named):
+        trainer.fit(trainer.initial_state, 40, chunk_steps=10, eval_every=10)
+    # A chunk with no NaN passes: seed 7 alone turns at step 35, in the last chunk.
+    trainer = _nan_trainer([35.0, 1e9, 1e9], seeds=[7, 8, 9])
+    with pytest.raises(NonFiniteLossError, match=r"at step 35 for seed\(s\) \[7\] of"):
+        trainer.fit(trainer.initial_state, 40, chunk_steps=10, eval_every=10)
+    # From the very first step (step 0 is a step like any other, not "no NaN"):
+    trainer = _nan_trainer([0.0])
+    with pytest.raises(NonFiniteLossError, match=r"NaN/inf at step 0\. Lower"):
+        trainer.fit(trainer.initial_state, 40, chunk_steps=10, eval_every=10)
+    trainer = _nan_trainer([0.0, 1e9, 3.0], seeds=[7, 8, 9])
+    with pytest.raises(NonFiniteLossError, match=r"at step 0 for seed\(s\) \[7, 9\] of"):
+        trainer.fit(trainer.initial_state, 40, chunk_steps=10, eval_every=10)
+    trainer = _nan_trainer([40.0])  # the first step past the run: no error
+    _, history, _ = trainer.fit(trainer.initial_state, 40, chunk_steps=10, eval_every=10)
+    assert [r["step"] for r in history] == [0, 10, 20, 30, 40]
+
+
+class _TwoParts(nnx.Module):
+    def __init__(self):
+        self.a, self.b = nnx.Param(jnp.zeros(2)), nnx.Param(jnp.zeros(3))
+
+
+class _Alternating:
+    """Part a for steps 0-2, then b for 1 step and a for 2, in turn (like SeqGAN's phases)."""
+
+    needs, phases = ("phase",), ("a", "b")
+
+    def phase(self, step):
+        if step < 3:
+            return "a", 3 - step
+        position = (step - 3) % 3
+        return ("b", 1) if position == 0 else ("a", 3 - position)
+
+    def train_loss(self, model, batch, rngs=None, phase=None):
+        return model.a[...].sum() + model.b[...].sum(), {}  # every gradient is 1
+
+
+def test_phases_train_only_their_part_and_a_chunk_never_spans_two():
+    from repro.optim import grouped
+
+    data = {"image": np.zeros((8, 3), np.float32), "label": np.zeros(8, np.int32)}
+    trainer = Trainer(_TwoParts(), grouped({"a": optax.sgd(1.0), "b": optax.sgd(1.0)}), _Alternating(),
+                      lambda batch, key=None, train=False: batch, data, {}, batch_size=4, keys=seed_keys(0))
+    state, history, _ = trainer.fit(trainer.initial_state, 9, chunk_steps=4, eval_every=4)
+    # a at steps 0-2, 4-5, 7-8; b at 3 and 6: a chunk ends at each switch and at each multiple of 4.
+    assert [r["step"] for r in history] == [0, 3, 4, 6, 7, 8, 9]
+    np.testing.assert_array_equal(state["params"]["a"][...], np.full(2, -7.0))
+    np.testing.assert_array_equal(state["params"]["b"][...], np.full(3, -2.0))
 
 
 def test_state_buffers_are_donated():
