@@ -34,6 +34,53 @@ def test_pgd_stays_in_the_ball_and_the_pixel_range(norm, eps):
     assert np.mean(size > 0.9 * eps) > 0.5  # it used the budget
 
 
+def _linear_loss(w):
+    """A per-example loss whose gradient in x is w (one row per example), whatever x."""
+    return lambda x, labels: (x * w).reshape(x.shape[0], -1).sum(-1)
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf", "l0"])
+@pytest.mark.parametrize("targeted", [True, False])
+def test_one_pgd_step_from_the_clean_image_is_its_norms_steepest_step(norm, targeted):
+    # Images of 3 x 4 x 5 (every axis a different size), well inside [0, 1], a large budget:
+    # one step moves exactly by step_size along the gradient as the norm measures it.
+    w = jax.random.normal(jax.random.key(0), (3, 4, 5))
+    x = jnp.full((3, 4, 5), 0.5)
+    adv = attacks.pgd(_linear_loss(w), x, jnp.zeros(3, jnp.int32), eps=20.0 if norm == "l0" else 10.0,
+                      step_size=0.01, steps=1, norm=norm, targeted=targeted)
+    g = np.asarray(w) * (-1.0 if targeted else 1.0)  # targeted: down the loss; untargeted: up
+    if norm == "l2":
+        move = g / np.sqrt((g**2).sum((1, 2), keepdims=True))
+    elif norm == "linf":
+        move = np.sign(g)
+    else:  # scaled so that each example's largest coordinate moves by step_size
+        move = g / np.abs(g).max((1, 2), keepdims=True)
+    np.testing.assert_allclose(np.asarray(adv - x), 0.01 * move, rtol=1e-5, atol=1e-7)
+
+
+def test_l0_clips_before_it_spends_its_budget_and_the_other_norms_project_before_they_clip():
+    # Pixel 0 sits at the top of the range: pushing it up is undone by the clip.
+    x = jnp.asarray([[1.0, 0.5, 0.5, 0.2]])
+    w = jnp.asarray([[3.0, 2.0, 1.0, 0.5]])
+    one = dict(step_size=1.0, steps=1, targeted=False)
+    l0 = attacks.pgd(_linear_loss(w), x, jnp.zeros(1, jnp.int32), eps=1, norm="l0", **one)
+    # Clipped first, the one pixel of the budget goes to the largest change that survives (pixel 1).
+    np.testing.assert_allclose(np.asarray(l0 - x), [[0.0, 0.5, 0.0, 0.0]], atol=1e-7)
+    # L2: the step is projected onto the ball first (radius 0.1 along w), then the image clipped.
+    l2 = attacks.pgd(_linear_loss(w), x, jnp.zeros(1, jnp.int32), eps=0.1, norm="l2", **one)
+    along = 0.1 * np.asarray(w) / np.linalg.norm(np.asarray(w))
+    np.testing.assert_allclose(np.asarray(l2 - x), [[0.0, *along[0, 1:]]], rtol=1e-5)
+
+
+def test_the_attacked_model_sees_pixels_in_0_255_units():
+    from repro.data.transforms import Normalize, Transforms
+
+    pixels = Transforms([Normalize([0.0], [255.0])])  # what the runs' evaluation transforms undo
+    logits = attacks.unit_range_logits(lambda image, train=False: image, pixels)
+    x = jnp.linspace(0.0, 1.0, 12).reshape(2, 2, 3, 1)
+    np.testing.assert_allclose(np.asarray(logits(x)), np.asarray(x), rtol=1e-6)
+
+
 def test_targeted_pgd_reaches_its_targets_on_a_trained_model():
     # A linear classifier trained on 4 Gaussian blobs in 20-d (~99% accurate); targeted L2 PGD with
     # eps 3.0 moves 95%+ of the points to their target class (measured: 100%).
