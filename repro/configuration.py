@@ -28,6 +28,12 @@ REMOVED_KEYS = ("train.unroll",)
 # Optional keys whose "not used" value changed: a stored former value stands for the current
 # default (optim.groups was None before it became a list).
 FORMER_DEFAULTS = {"optim.groups": None}
+# Arguments added to a configured class after results were hashed, with the value that computes
+# what those runs computed: at that value they stay out of the hash, so the runs keep their names
+# (tests/test_configs.py fails when a committed run loses its variant to a key added like this).
+ADDED_ARGUMENTS = {
+    "experiments.seqgan.objectives.PolicyGradientBLEU": {"reference_fraction": 1.0, "reference_seed": 0},
+}
 # Classes that moved into their paper's folder after results were hashed under their old path:
 # a stored config's old `_target_` loads as the new one, and the hash is taken under the old
 # one, so those results keep their hash (and name) and nothing is rewritten.
@@ -89,6 +95,16 @@ def _drop(tree: dict, dotted: str, if_equal=_ANY) -> None:
         node.pop(leaf)
 
 
+def _drop_added_arguments(tree):
+    """The tree without ADDED_ARGUMENTS that hold the value the runs before them computed with."""
+    if isinstance(tree, dict):
+        added = ADDED_ARGUMENTS.get(tree.get("_target_"), {})
+        return {k: _drop_added_arguments(v) for k, v in tree.items() if k not in added or v != added[k]}
+    if isinstance(tree, list):
+        return [_drop_added_arguments(v) for v in tree]
+    return tree
+
+
 def _retarget(tree, moves: dict[str, str]):
     """The tree with every `_target_` found in `moves` replaced by its mapping."""
     if isinstance(tree, dict):
@@ -144,9 +160,10 @@ def from_stored(config: dict) -> DictConfig:
 def config_hash(cfg: DictConfig) -> str:
     """8 hex digits identifying what a run computes (seed excluded: seeds of one config group).
     Taken over the schema-merged config, less NOT_HASHED and the keys added since results were
-    first hashed (schema.OPTIONAL) while they hold their default, so such keys orphan nothing;
-    moved classes are hashed under their former path (MOVED_TARGETS)."""
-    tree = _retarget(to_dict(cfg), {new: old for old, new in MOVED_TARGETS.items()})
+    first hashed (schema.OPTIONAL, ADDED_ARGUMENTS) while they hold their default, so such keys
+    orphan nothing; moved classes are hashed under their former path (MOVED_TARGETS)."""
+    tree = _drop_added_arguments(to_dict(cfg))  # under the current class paths, which it names
+    tree = _retarget(tree, {new: old for old, new in MOVED_TARGETS.items()})
     for dotted in NOT_HASHED:
         _drop(tree, dotted)
     for dotted, default in schema.OPTIONAL.items():

@@ -8,6 +8,7 @@ stale runs of an older config or side sweeps never leak into the table.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import math
 import sys
@@ -48,11 +49,21 @@ def one_per_seed(runs: list[dict], tag: str | None = None) -> list[dict]:
     return list(by_seed.values())
 
 
+@functools.cache
+def _variant_config(experiment: str, overrides: tuple[str, ...]):
+    return compose([f"experiment={experiment}", *overrides])
+
+
+def variant_config(spec: dict, variant: str):
+    """The composed config of a spec's variant (composed once per process: ~0.2 s each)."""
+    return _variant_config(spec["experiment"], tuple(spec["variants"][variant])).copy()
+
+
 def group_by_variant(spec: dict, results: list[dict]) -> dict[str, list[dict]]:
     """{variant: [results of the current config of that variant, one per seed]}."""
     groups = {}
-    for variant, overrides in spec["variants"].items():
-        cfg = compose([f"experiment={spec['experiment']}", *overrides])
+    for variant in spec["variants"]:
+        cfg = variant_config(spec, variant)
         wanted = config_hash(cfg)
         groups[variant] = one_per_seed([r for r in results if r.get("config_hash") == wanted], cfg.tag)
     return groups

@@ -213,3 +213,55 @@ def test_classes_moved_into_their_papers_folder_keep_the_hash_of_their_results()
     loaded = from_stored(stored["config"])
     assert loaded.objective._target_ == cfg.objective._target_ and config_hash(loaded) == "8d179b8b"
     assert to_dict(loaded)["model"]["_target_"] == "experiments.seqgan.sequence.LSTMGenerator"
+
+
+def test_arguments_added_to_a_class_leave_the_hash_alone_at_the_value_earlier_runs_used():
+    from repro.configuration import ADDED_ARGUMENTS
+
+    target = "experiments.seqgan.objectives.PolicyGradientBLEU"
+    assert ADDED_ARGUMENTS[target] == {"reference_fraction": 1.0, "reference_seed": 0}
+    pg = ["experiment=seqgan", "objective=pg_bleu", "tag=pg_bleu"]
+    assert config_hash(compose(pg)) == config_hash(compose([*pg, "objective.reference_seed=0"]))
+    assert config_hash(compose([*pg, "objective.reference_seed=1"])) != config_hash(compose(pg))
+    assert config_hash(compose([*pg, "objective.reference_fraction=0.4"])) != config_hash(compose(pg))
+    # Only that class's arguments: the same name elsewhere is hashed as it is.
+    mle = compose(["experiment=seqgan"])
+    assert config_hash(mle) == "8d179b8b"
+
+
+def test_no_committed_run_is_orphaned_by_a_key_added_to_its_variant_since():
+    """A committed run whose stored config, with the keys added since filled in at their current
+    values, is its variant's config must carry that variant's hash: else the report silently
+    moves it to "other result files" and its rows read "not run" (as PG-BLEU's did when its
+    objective gained reference_fraction). Fix such a key in configuration.ADDED_ARGUMENTS or
+    schema.OPTIONAL."""
+    from repro.configuration import NOT_HASHED, from_stored
+    from repro.report import ROOT, load_specs, variant_config
+    from repro.results import load_results
+
+    def hashed(tree):
+        tree = dict(tree)
+        for key in NOT_HASHED:
+            head, _, rest = key.partition(".")
+            if not rest:
+                tree.pop(head, None)
+            elif isinstance(tree.get(head), dict):
+                tree[head] = {k: v for k, v in tree[head].items() if k != rest}
+        return tree
+
+    orphans = []
+    for spec in load_specs():
+        results = load_results(ROOT / "results", spec["experiment"])
+        stored = {}
+        for variant in spec["variants"]:
+            cfg = variant_config(spec, variant)
+            wanted = hashed(to_dict(cfg))
+            for r in results:
+                if r.get("tag") != cfg.tag or r["config_hash"] == config_hash(cfg):
+                    continue
+                if r["name"] not in stored:
+                    stored[r["name"]] = OmegaConf.create(to_dict(from_stored(r["config"])))
+                filled = OmegaConf.merge(cfg, stored[r["name"]])
+                if hashed(to_dict(filled)) == wanted:
+                    orphans.append(f"{spec['experiment']}/{variant}: {r['name']}")
+    assert not orphans, orphans
