@@ -9,6 +9,7 @@ module) and every survivor's diff go to local/mutation/report.md.
 
     make mutation                          # every module of the config
     make mutation MUTATION_ARGS='verdicts' # the modules whose path contains 'verdicts'
+    make mutation MUTATION_ARGS='attacks --retry-survivors'  # after adding tests: survivors again
 """
 
 from __future__ import annotations
@@ -44,6 +45,24 @@ def _clone(into: Path) -> Path:
     return into
 
 
+def _retry_survivors(session: Path, module: dict, clone: Path) -> int:
+    """After tests were added: the clone moved to HEAD and the module's survivors pending again
+    (their old verdicts were against the old tests); how many. Refused if the module itself
+    changed since the session began, which moves its mutants (start over with --fresh)."""
+    import sqlite3
+
+    old = _head(clone)
+    subprocess.run(["git", "-C", str(clone), "fetch", "-q", str(ROOT), "HEAD"], check=True)
+    changed = subprocess.run(["git", "-C", str(clone), "diff", "--quiet", old, "FETCH_HEAD", "--",
+                              module["path"]]).returncode
+    if changed:
+        raise SystemExit(f"error: {module['path']} changed since its session began at {old[:7]}: its "
+                         "mutants moved; start it over (delete its .sqlite, or --fresh)")
+    subprocess.run(["git", "-C", str(clone), "reset", "-q", "--hard", "FETCH_HEAD"], check=True)
+    with sqlite3.connect(session) as db:
+        return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
+
+
 def _session_config(module: dict, common: dict) -> str:
     tests = " ".join(module["tests"])
     quoted = ", ".join(f'"{p}"' for p in common.get("exclude-operators", []))
@@ -59,12 +78,13 @@ def _mark_equivalent(session: Path, module: dict, clone: Path) -> int:
     marked. An entry names the operator, a piece of the source line it mutates and, where one line
     has several mutants of that operator, which one (`nth`, from 0, in the line's order)."""
     from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
     lines = (clone / module["path"]).read_text().splitlines()
     marked = 0
     with use_db(str(session), WorkDB.Mode.open) as db:
-        done = {job_id for job_id, _ in db.results}
+        # A survivor later judged equivalent counts as equivalent; a verdict of killed stays.
+        done = {job_id for job_id, result in db.results if result.test_outcome != TestOutcome.SURVIVED}
         items = sorted(db.work_items, key=lambda item: item.mutations[0].occurrence)
         for eq in module.get("equivalent", []):
             hits = [item for item in items
@@ -107,7 +127,8 @@ def _summary(session: Path) -> tuple[dict, list[str]]:
     return counts, survivors
 
 
-def run_module(module: dict, common: dict, execute: bool = True) -> tuple[dict, list[str]]:
+def run_module(module: dict, common: dict, execute: bool = True,
+               retry: bool = False) -> tuple[dict, list[str]]:
     name = re.sub(r"[^A-Za-z0-9]+", "_", module["path"].removesuffix(".py"))
     clone = _clone(WORK / "clone")
     config = WORK / f"{name}.toml"
@@ -116,6 +137,9 @@ def run_module(module: dict, common: dict, execute: bool = True) -> tuple[dict, 
     if not session.exists():
         subprocess.run([BIN / "cosmic-ray", "init", str(config), str(session)], cwd=clone, check=True)
         subprocess.run([BIN / "cr-filter-operators", str(session), str(config)], cwd=clone, check=True)
+    if retry and session.exists():
+        print(f"{module['path']}: {_retry_survivors(session, module, clone)} survivor(s) to run again "
+              f"against the tests of {_head(clone)[:7]}", flush=True)
     marked = _mark_equivalent(session, module, clone)
     print(f"{module['path']}: {marked} equivalent mutant(s) marked from the config", flush=True)
     if execute:
@@ -128,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("modules", nargs="*", help="run only modules whose path contains one of these")
     parser.add_argument("--report-only", action="store_true", help="summarize the sessions, run nothing")
     parser.add_argument("--fresh", action="store_true", help="start over from the committed HEAD")
+    parser.add_argument("--retry-survivors", action="store_true",
+                        help="run the survivors again against HEAD's tests (after adding tests)")
     args = parser.parse_args(argv)
     if shutil.which("cosmic-ray", path=str(BIN)) is None:
         raise SystemExit(f"error: cosmic-ray is not installed in {BIN}: run `make mutation` (it installs "
@@ -143,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
              "killed of the non-equivalent |", "|---|---|---|---|---|---|---|"]
     details = []
     for module in modules:
-        counts, survivors = run_module(module, common, execute=not args.report_only)
+        counts, survivors = run_module(module, common, execute=not args.report_only,
+                                       retry=args.retry_survivors)
         judged = counts["killed"] + counts["survived"]
         rate = f"{counts['killed'] / judged:.0%}" if judged else "–"
         cells = [counts[k] for k in ("killed", "survived", "equivalent", "incompetent", "pending")]
