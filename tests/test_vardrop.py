@@ -159,19 +159,21 @@ def test_the_penalty_is_the_kl_summed_over_every_learned_alpha_divided_by_n():
     assert float(fixed.penalty()) == 0.0
 
 
-def _balance(model, key=0, draws=2):
+def _balance(model, draws=2):
+    """The AlphaBalance probe of `model` on toy data, jitted, as a function of its key."""
     x, y = _toy_data(n=400)
     split = {"image": np.asarray(x), "label": np.asarray(y)}
     probe = AlphaBalance(draws=draws, batch_size=100, train_split=split)
     untransformed = lambda batch, train=False: batch  # noqa: E731
-    return jax.device_get(jax.jit(lambda k: probe(model, {}, untransformed, key=k))(jax.random.key(key)))
+    measure = jax.jit(lambda k: probe(model, {}, untransformed, key=k))
+    return lambda key=0: jax.device_get(measure(jax.random.key(key)))
 
 
 def test_alpha_balance_without_noise_is_the_kl_alone_which_holds_every_capped_alpha():
     # The mean network ('none' estimator) gives log alpha no data gradient: only the KL is left,
     # and it pushes every alpha up (eq. 15 decreases in alpha on (0, 1]).
     model = DropoutMLP(30, 16, 10, dropout="variational_b", num_layers=2, estimator="none", rngs=nnx.Rngs(0))
-    out = _balance(model)
+    out = _balance(model)()
     assert set(out) == {f"{k}_{i}" for k in ("held_at_cap", "kl_dominates", "data_wants_less",
                                              "data_to_kl_p50", "layer_data_to_kl") for i in range(3)}
     for i in (1, 2):  # hidden layers start at the cap (p = 0.5); the input layer below it (p = 0.2)
@@ -187,13 +189,15 @@ def test_alpha_balance_with_a_negligible_kl_is_the_data_term_which_wants_less_no
     # asks for smaller alphas, so few capped alphas are held there. Asymmetric layers (30-16-8-10).
     model = DropoutMLP(30, [16, 8], 10, dropout="variational_b", num_layers=2, num_train=10**9,
                        rngs=nnx.Rngs(0))
-    out = _balance(model)
+    balance = _balance(model)
+    out = balance()
     for i in range(3):
         assert out[f"kl_dominates_{i}"] < 0.05
         assert out[f"data_to_kl_p50_{i}"] > 100.0 and out[f"layer_data_to_kl_{i}"] > 100.0
     assert out["data_wants_less_2"] > 0.6  # the output layer's weights: noise there only hurts
     assert out["held_at_cap_1"] < 0.5 and out["held_at_cap_2"] < 0.5
-    assert _balance(model, key=0)["data_wants_less_2"] == out["data_wants_less_2"]  # one key, one answer
+    assert balance(0) == out  # one key, one answer
+    assert balance(1) != out  # another key, other noise
 
 
 @pytest.mark.parametrize("method", ["variational_a", "variational_b"])
