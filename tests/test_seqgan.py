@@ -101,6 +101,32 @@ def test_rollout_policy_gradient_is_unbiased():
     assert rewards.shape == (16, LENGTH) and float(rewards.min()) >= 0 and float(rewards.max()) <= 1
 
 
+def test_a_rollout_keeps_exactly_the_first_t_tokens_and_completes_after_them():
+    # A generator that draws, with certainty, the token after its input in the cycle 0 -> 1 -> 2 -> 0
+    # (gates open, no memory, each token's embedding a point of a circle and the output weights
+    # aimed at the next one's) and a score that tells every sequence apart: the reward at t < T is
+    # the score of the first t tokens continued by the cycle from the t-th, at T the sequence's own.
+    length = 6
+    p = {k: jnp.zeros_like(v) for k, v in tiny_lstm().items()}
+    p.update(bi=jnp.full(2, 20.0), bf=jnp.full(2, -20.0), bog=jnp.full(2, 20.0), Wc=jnp.eye(2))
+    angles = 2 * np.pi * np.arange(VOCAB) / VOCAB
+    p["embedding"] = jnp.asarray(np.stack([np.cos(angles), np.sin(angles)], 1), jnp.float32)
+    h = np.tanh(np.tanh(np.asarray(p["embedding"])))  # the output after each input token
+    p["Wo"] = jnp.asarray(50.0 * np.roll(h / np.linalg.norm(h, axis=1, keepdims=True), 1, axis=0).T)
+    seqs = jax.random.randint(jax.random.key(3), (4, length), 0, VOCAB)
+    weights = VOCAB ** jnp.arange(length)[::-1]
+
+    def score(tokens):
+        return (tokens * weights).sum(-1).astype(jnp.float32)
+
+    rewards = np.asarray(sequence.rollout_rewards(p, seqs, jax.random.key(4), score, num_rollouts=2))
+    positions = np.arange(length)
+    completed = [jnp.where(positions < t, seqs, (seqs[:, t - 1:t] + positions - t + 1) % VOCAB)
+                 for t in range(1, length + 1)]
+    expected = np.stack([np.asarray(score(c)) for c in completed], 1)
+    np.testing.assert_array_equal(rewards, expected)
+
+
 def test_scheduled_sampling_with_full_teacher_forcing_is_teacher_forcing():
     p = tiny_lstm()
     seqs = sequence.sample(p, jax.random.key(0), 64, 6)
