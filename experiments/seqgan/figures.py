@@ -77,7 +77,7 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
         if TABLE.get(base) in table:
             for axis in (ax, wide):
                 axis.axhline(table[TABLE[base]], color=color, ls=":", lw=1)
-    settings = ["our a-priori settings", "the authors' settings (their code's baselines)"]
+    settings = ["our a-priori settings", "the authors' settings"]
     for (ax, wide, held_out), which in zip(axes, settings, strict=False):
         for phase, offset, style in (("mle", 0, "--"), ("adversarial", MLE_EPOCHS, "-.")):
             log_rows = [r for r in log if r["phase"] == phase]
@@ -87,7 +87,7 @@ def make_figures(groups: dict[str, list[dict]], reference_dir: Path, out_dir: Pa
                           style, color="black", lw=1, label=f"authors' code log, {phase}")
         xlabel = "epoch (after MLE: adversarial epochs, generator steps)"
         ax.set(xlabel=xlabel, ylabel="oracle NLL (nats/token)", ylim=(8.6, 10.4),
-               title=f"{which}: oracle NLL, the paper's range (dotted: Table 1)")
+               title=f"{which}: the paper's range (dotted: Table 1)")
         wide.set(xlabel=xlabel, ylabel="oracle NLL (nats/token)", title="oracle NLL, whole range")
         held_out.set(xlabel=xlabel, ylabel="NLL of held-out real sequences (nats/token)",
                      title="the generator's NLL of the held-out test sequences")
