@@ -95,6 +95,14 @@ def _drop(tree: dict, dotted: str, if_equal=_ANY) -> None:
         node.pop(leaf)
 
 
+def without_unhashed(tree: dict) -> dict:
+    """A copy of a config tree less the NOT_HASHED keys: the part of it that names a run."""
+    tree = copy.deepcopy(tree)
+    for dotted in NOT_HASHED:
+        _drop(tree, dotted)
+    return tree
+
+
 def _drop_added_arguments(tree):
     """The tree without ADDED_ARGUMENTS that hold the value the runs before them computed with."""
     if isinstance(tree, dict):
@@ -163,9 +171,7 @@ def config_hash(cfg: DictConfig) -> str:
     first hashed (schema.OPTIONAL, ADDED_ARGUMENTS) while they hold their default, so such keys
     orphan nothing; moved classes are hashed under their former path (MOVED_TARGETS)."""
     tree = _drop_added_arguments(to_dict(cfg))  # under the current class paths, which it names
-    tree = _retarget(tree, {new: old for old, new in MOVED_TARGETS.items()})
-    for dotted in NOT_HASHED:
-        _drop(tree, dotted)
+    tree = without_unhashed(_retarget(tree, {new: old for old, new in MOVED_TARGETS.items()}))
     for dotted, default in schema.OPTIONAL.items():
         _drop(tree, dotted, if_equal=default)
     return hashlib.sha1(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:8]

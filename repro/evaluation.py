@@ -81,15 +81,22 @@ class Probes:
                      for is_final, group in ((False, every), (True, final)) if group]
 
     def _jitted(self, probes, stacked):
-        def run(params, rest, data, key):
+        def run(params, rest, data, key, arrays):
             model = nnx.merge(self.graphdef, params, rest)
             out = {}
             for i, probe in probes:
-                extra = {"key": jax.random.fold_in(key, i)} if "key" in getattr(probe, "needs", ()) else {}
+                needs = getattr(probe, "needs", ())
+                extra = {"key": jax.random.fold_in(key, i)} if "key" in needs else {}
+                if "arrays" in needs:
+                    extra["arrays"] = arrays[i]
                 out.update(probe(model, data, self.transforms, **extra))
             return out
 
-        return jax.jit(jax.vmap(run, in_axes=(0, 0, None, 0)) if stacked else run)
+        # The probes' own arrays (needs "arrays") go in as arguments: a closed-over array would be
+        # compiled into the program as a constant (a training split: tens of MB per compile).
+        arrays = {i: p.arrays for i, p in probes if "arrays" in getattr(p, "needs", ())}
+        fn = jax.jit(jax.vmap(run, in_axes=(0, 0, None, 0, None)) if stacked else run)
+        return lambda params, rest, data, key: fn(params, rest, data, key, arrays)
 
     def __call__(self, params, rest, final: bool) -> dict:
         out = {}

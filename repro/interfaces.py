@@ -26,6 +26,9 @@ NEEDS = {
              "steps from `step` on that train it)`, read on the host",
     "train_split": "the constructor gets train_split= (the run's training split, host arrays)",
     "data_dir": "the constructor gets data_dir= (the run's data.dir)",
+    "arrays": "a probe's __call__ gets arrays= (its `arrays` attribute, a dict of arrays it reads, "
+              "e.g. a training split): passed into its jit as an argument, not compiled in as a "
+              "constant",
     "key": "a probe's __call__ gets key= (a PRNG key of its run's seed, its own purpose in "
            "repro.loop.KEY_PURPOSES: each seed of a run measures with its own draws)",
 }
@@ -132,10 +135,14 @@ def check_needs(obj: object, what: str) -> tuple[str, ...]:
     for keyword in ("step", "phase"):
         if keyword in needs and keyword not in inspect.signature(obj.train_loss).parameters:
             raise TypeError(f"{name} needs {keyword!r} but its train_loss takes no {keyword}= keyword")
-    if "key" in needs and what != "probe":
-        raise TypeError(f"{name} needs 'key', which only probes are given (objectives get rngs=)")
-    if "key" in needs and "key" not in inspect.signature(obj.__call__).parameters:
-        raise TypeError(f"{name} needs 'key' but its __call__ takes no key= keyword")
+    for keyword in ("key", "arrays"):
+        if keyword in needs and what != "probe":
+            raise TypeError(f"{name} needs {keyword!r}, which only probes are given (objectives get "
+                            "rngs= and their data through the batch)")
+        if keyword in needs and keyword not in inspect.signature(obj.__call__).parameters:
+            raise TypeError(f"{name} needs {keyword!r} but its __call__ takes no {keyword}= keyword")
+    if "arrays" in needs and not isinstance(obj, type) and not isinstance(getattr(obj, "arrays", None), dict):
+        raise TypeError(f"{name} needs 'arrays' but has no `arrays` dict (the arrays it is to be given)")
     if "phase" in needs and not (getattr(obj, "phases", None) and callable(getattr(obj, "phase", None))):
         raise TypeError(f"{name} needs 'phase' but lacks `phases` (its parts) or `phase(step)`")
     return needs

@@ -59,10 +59,11 @@ def variant_config(spec: dict, variant: str):
     return _variant_config(spec["experiment"], tuple(spec["variants"][variant])).copy()
 
 
-def group_by_variant(spec: dict, results: list[dict]) -> dict[str, list[dict]]:
-    """{variant: [results of the current config of that variant, one per seed]}."""
+def group_by_variant(spec: dict, results: list[dict], variants=None) -> dict[str, list[dict]]:
+    """{variant: [results of the current config of that variant, one per seed]}, for every
+    variant of the spec or those named in `variants` (each composed once: ~0.2 s)."""
     groups = {}
-    for variant in spec["variants"]:
+    for variant in spec["variants"] if variants is None else variants:
         cfg = variant_config(spec, variant)
         wanted = config_hash(cfg)
         groups[variant] = one_per_seed([r for r in results if r.get("config_hash") == wanted], cfg.tag)

@@ -235,19 +235,9 @@ def test_no_committed_run_is_orphaned_by_a_key_added_to_its_variant_since():
     moves it to "other result files" and its rows read "not run" (as PG-BLEU's did when its
     objective gained reference_fraction). Fix such a key in configuration.ADDED_ARGUMENTS or
     schema.OPTIONAL."""
-    from repro.configuration import NOT_HASHED, from_stored
+    from repro.configuration import from_stored, without_unhashed
     from repro.report import ROOT, load_specs, variant_config
     from repro.results import load_results
-
-    def hashed(tree):
-        tree = dict(tree)
-        for key in NOT_HASHED:
-            head, _, rest = key.partition(".")
-            if not rest:
-                tree.pop(head, None)
-            elif isinstance(tree.get(head), dict):
-                tree[head] = {k: v for k, v in tree[head].items() if k != rest}
-        return tree
 
     orphans = []
     for spec in load_specs():
@@ -255,13 +245,13 @@ def test_no_committed_run_is_orphaned_by_a_key_added_to_its_variant_since():
         stored = {}
         for variant in spec["variants"]:
             cfg = variant_config(spec, variant)
-            wanted = hashed(to_dict(cfg))
+            wanted = without_unhashed(to_dict(cfg))
             for r in results:
                 if r.get("tag") != cfg.tag or r["config_hash"] == config_hash(cfg):
                     continue
                 if r["name"] not in stored:
                     stored[r["name"]] = OmegaConf.create(to_dict(from_stored(r["config"])))
                 filled = OmegaConf.merge(cfg, stored[r["name"]])
-                if hashed(to_dict(filled)) == wanted:
+                if without_unhashed(to_dict(filled)) == wanted:
                     orphans.append(f"{spec['experiment']}/{variant}: {r['name']}")
     assert not orphans, orphans

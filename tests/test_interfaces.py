@@ -56,9 +56,14 @@ class ObjectiveNeedsKey(NeedsPhaseWithoutPhases):
     needs = ("key",)
 
 
+class NeedsArraysNotTaken(NeedsKeyNotTaken):
+    needs = ("arrays",)
+
+
 @pytest.mark.parametrize("cls, message, what", [
     (NeedsKeyNotTaken, "takes no key= keyword", "probe"),
     (ObjectiveNeedsKey, "only probes are given", "objective"),
+    (NeedsArraysNotTaken, "takes no arrays= keyword", "probe"),
 ])
 def test_a_key_is_given_to_probes_that_take_it(cls, message, what):
     with pytest.raises(TypeError, match=message):

@@ -209,6 +209,32 @@ def test_final_only_probes_run_once_at_the_last_evaluation():
     assert history[-1]["probe/final"] == 100
 
 
+class ArraysProbe:
+    """Sums arrays it holds; records whether it was given them as traced arguments."""
+    needs = ("arrays",)
+
+    def __init__(self, n):
+        self.arrays = {"x": np.arange(n, dtype=np.float32)}
+        self.traced = []
+
+    def __call__(self, model, eval_data, transforms, arrays):
+        self.traced.append(isinstance(arrays["x"], jax.core.Tracer))
+        return {"sum": arrays["x"].sum()}
+
+
+def test_a_probes_own_arrays_enter_its_jit_as_arguments_not_constants():
+    images, labels = synthetic_digits(40, 0)
+    split = {"image": images[..., None], "label": labels.astype(np.int32)}
+    keys = seed_keys(0)
+    model = MLP(784, [8], 10, activation="relu", rngs=nnx.Rngs(keys["init"]))
+    probe = ArraysProbe(1000)
+    trainer = Trainer(model, optax.sgd(0.1), Classification(), PIXELS, split,
+                      {"test": split}, batch_size=20, keys=keys, eval_batch_size=20, probes=[probe])
+    _, history, _ = trainer.fit(trainer.initial_state, 4, chunk_steps=2, eval_every=2)
+    assert [r["probe/sum"] for r in history] == [499500.0] * 3
+    assert probe.traced == [True]  # traced once, its arrays an argument of the compiled program
+
+
 # ----- direct value checks of the step, the evaluation and resume (each catches a planted bug)
 
 def _one_image_split(n):

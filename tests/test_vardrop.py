@@ -165,8 +165,8 @@ def _balance(model, draws=2):
     split = {"image": np.asarray(x), "label": np.asarray(y)}
     probe = AlphaBalance(draws=draws, batch_size=100, train_split=split)
     untransformed = lambda batch, train=False: batch  # noqa: E731
-    measure = jax.jit(lambda k: probe(model, {}, untransformed, key=k))
-    return lambda key=0: jax.device_get(measure(jax.random.key(key)))
+    measure = jax.jit(lambda k, arrays: probe(model, {}, untransformed, key=k, arrays=arrays))
+    return lambda key=0: jax.device_get(measure(jax.random.key(key), probe.arrays))
 
 
 def test_alpha_balance_without_noise_is_the_kl_alone_which_holds_every_capped_alpha():

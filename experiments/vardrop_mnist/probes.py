@@ -54,7 +54,7 @@ class AlphaBalance:
         --probe '{_target_: experiments.vardrop_mnist.probes.AlphaBalance}'
     """
 
-    needs = ("train_split", "key")
+    needs = ("train_split", "key", "arrays")
     final_only = True
 
     def __init__(self, draws: int = 4, batch_size: int = 1000, train_split: dict | None = None):
@@ -63,14 +63,14 @@ class AlphaBalance:
                              "repro.run.build_trainer (or repro.recompute), which passes train_split")
         self.draws, self.batch_size = draws, batch_size
         usable = len(train_split["label"]) // batch_size * batch_size  # whole batches only
-        self.images = train_split["image"][:usable]
-        self.labels = train_split["label"][:usable]
+        # Batched here, on the host; the loop passes them into the jit (needs "arrays").
+        self.arrays = {k: train_split[k][:usable].reshape(-1, batch_size, *train_split[k].shape[1:])
+                       for k in ("image", "label")}
 
-    def __call__(self, model, eval_data, transforms, key) -> dict:
+    def __call__(self, model, eval_data, transforms, key, arrays) -> dict:
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        images = transforms({"image": jnp.asarray(self.images)})["image"]
-        images = images.reshape(-1, self.batch_size, *images.shape[1:])
-        labels = jnp.asarray(self.labels).reshape(-1, self.batch_size)
+        images = jax.vmap(lambda x: transforms({"image": x})["image"])(arrays["image"])
+        labels = arrays["label"]
 
         def data_loss(p, x, y, k):
             logits = nnx.merge(graphdef, p, rest)(x, train=True, rngs=nnx.Rngs(dropout=k))

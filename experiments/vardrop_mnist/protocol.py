@@ -43,9 +43,10 @@ def main() -> None:
     from repro.results import load_results
 
     spec = find_spec("vardrop_mnist")
-    groups = group_by_variant(spec, load_results(ROOT / "results", spec["experiment"], strict=True))
-    for variant, runs in groups.items():
-        if runs and not variant.endswith("_60k") and any(METRIC in r for r in runs[0]["history"]):
+    trained_on_50k = [v for v in spec["variants"] if "data.validation_size=0" not in spec["variants"][v]]
+    results = load_results(ROOT / "results", spec["experiment"], strict=True)
+    for variant, runs in group_by_variant(spec, results, trained_on_50k).items():
+        if runs and any(METRIC in r for r in runs[0]["history"]):
             print(f"{variant:24s} {len(runs)} seeds  epoch {chosen_epoch(runs)}")
 
 
