@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from repro.configuration import TRUSTED_TARGETS
+from repro.verdicts import split_metric
 
 Number = int | float
 
@@ -172,6 +173,13 @@ def _check_variant(name: str, variants: dict, where: str) -> None:
         raise SpecError(f"{where}: variant {name!r} is not defined in `variants`{hint}")
 
 
+def _check_metric(metric: str, where: str) -> None:
+    try:
+        split_metric(metric)
+    except ValueError as err:
+        raise SpecError(f"{where}: {err}") from None
+
+
 def _check_compare_groups(rows: list[dict], where: str) -> None:
     """A `compares` group that no other row shares compares with nothing: most likely a typo."""
     members: dict[str, list[int]] = {}
@@ -202,6 +210,7 @@ def validate(spec: dict, where: str) -> dict:
                                 "project (repro.*, experiments.*)")
     for i, row in enumerate(spec["reported"]):
         _check_node(row, ReportedRow, f"{where}.reported[{i}]")
+        _check_metric(row["metric"], f"{where}.reported[{i}].metric")
         _check_variant(row["variant"], variants, f"{where}.reported[{i}] ({row['description']!r})")
         compares = row.get("compares")
         if isinstance(compares, list) and not all(isinstance(c, str | int | float) and not isinstance(c, bool)
@@ -211,6 +220,9 @@ def validate(spec: dict, where: str) -> dict:
     _check_compare_groups(spec["reported"], where)
     for i, claim in enumerate(spec.get("claim_tests", [])):
         _check_node(claim, ClaimRow, f"{where}.claim_tests[{i}]")
+        for key in ("metric", "metric_b"):
+            if claim.get(key):
+                _check_metric(claim[key], f"{where}.claim_tests[{i}].{key}")
         for side in ("a", "b", "c", "d"):
             if claim.get(side) is not None:
                 _check_variant(claim[side], variants, f"{where}.claim_tests[{i}].{side}")

@@ -49,6 +49,20 @@ import statistics
 from scipy import stats
 
 RESULT_BLOCKS = ("facts", "timing")  # `facts/parameters`, `timing/steps_per_second`: read there
+OPERATORS = {" / ": operator.truediv, " - ": operator.sub}  # a metric may be a ratio or a difference
+
+
+def split_metric(metric: str) -> tuple[str, str, str] | None:
+    """(left, operator, right) of a ratio `a / b` or a difference `a - b`; None for one metric.
+    More than one operator is refused: which one binds first would be a guess."""
+    found = [(metric.count(sign), sign) for sign in OPERATORS if sign in metric]
+    if not found:
+        return None
+    if len(found) > 1 or found[0][0] > 1:
+        raise ValueError(f"metric {metric!r}: one ratio ('a / b') or one difference ('a - b') of two "
+                         "logged metrics at most; log the combined quantity from a probe instead")
+    left, right = metric.split(found[0][1])
+    return left.strip(), found[0][1], right.strip()
 
 
 def value_of(result: dict, item: dict) -> float | None:
@@ -57,10 +71,11 @@ def value_of(result: dict, item: dict) -> float | None:
     if "steps_to" in item:
         reached = [r["step"] for r in result["history"] if r.get(metric, -math.inf) >= item["steps_to"]]
         return float(min(reached)) if reached else None
-    for sign, combine in ((" / ", operator.truediv), (" - ", operator.sub)):  # a ratio or a difference
-        if sign in metric:
-            left, right = (value_of(result, {**item, "metric": m.strip()}) for m in metric.split(sign, 1))
-            return None if left is None or right is None else combine(left, right)
+    combined = split_metric(metric)
+    if combined:
+        left, sign, right = combined
+        left, right = (value_of(result, {**item, "metric": m}) for m in (left, right))
+        return None if left is None or right is None else OPERATORS[sign](left, right)
     block, _, name = metric.partition("/")
     if block in RESULT_BLOCKS:  # a static fact or a timing of the run, not a curve
         value = (result.get(block) or {}).get(name)

@@ -1,15 +1,16 @@
 """`make mutation`: plant plausible one-line bugs in the core modules and check that their tests
 fail (cosmic-ray), module by module as tests/mutation.toml maps them.
 
-Each module is mutated in a clone of the committed HEAD under local/mutation/ (the working tree is
-never touched), with only the tests that cover it, so a run can be resumed: the sessions
-(local/mutation/<module>.sqlite) keep every verdict. Mutants listed as equivalent in the config are
+Each module is mutated in its own clone of the committed HEAD (local/mutation/<module>.clone; the
+working tree is never touched), with only the tests that cover it, so a run can be resumed: the
+sessions (local/mutation/<module>.sqlite) keep every verdict. Mutants listed as equivalent in the config are
 marked skipped with their reason before the run. The summary (killed / survived / equivalent per
 module) and every survivor's diff go to local/mutation/report.md.
 
     make mutation                          # every module of the config
     make mutation MUTATION_ARGS='verdicts' # the modules whose path contains 'verdicts'
     make mutation MUTATION_ARGS='attacks --retry-survivors'  # after adding tests: survivors again
+    make mutation MUTATION_ARGS='verdicts --fresh'  # the module changed: its session starts over
 """
 
 from __future__ import annotations
@@ -127,10 +128,14 @@ def _summary(session: Path) -> tuple[dict, list[str]]:
     return counts, survivors
 
 
+def _name(module: dict) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", module["path"].removesuffix(".py"))
+
+
 def run_module(module: dict, common: dict, execute: bool = True,
                retry: bool = False) -> tuple[dict, list[str]]:
-    name = re.sub(r"[^A-Za-z0-9]+", "_", module["path"].removesuffix(".py"))
-    clone = _clone(WORK / "clone")
+    name = _name(module)
+    clone = _clone(WORK / f"{name}.clone")  # its own: moving it to HEAD leaves the others' sessions be
     config = WORK / f"{name}.toml"
     session = WORK / f"{name}.sqlite"
     config.write_text(_session_config(module, common))
@@ -151,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="run only modules whose path contains one of these")
     parser.add_argument("--report-only", action="store_true", help="summarize the sessions, run nothing")
-    parser.add_argument("--fresh", action="store_true", help="start over from the committed HEAD")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start the chosen modules over from the committed HEAD (the others keep theirs)")
     parser.add_argument("--retry-survivors", action="store_true",
                         help="run the survivors again against HEAD's tests (after adding tests)")
     args = parser.parse_args(argv)
@@ -162,9 +168,10 @@ def main(argv: list[str] | None = None) -> None:
     modules = [m for m in common["module"] if not args.modules or any(s in m["path"] for s in args.modules)]
     if not modules:
         raise SystemExit(f"error: no module of {CONFIG.name} matches {args.modules}")
-    if args.fresh and WORK.exists():
-        shutil.rmtree(WORK)
     WORK.mkdir(parents=True, exist_ok=True)
+    for module in modules if args.fresh else []:
+        shutil.rmtree(WORK / f"{_name(module)}.clone", ignore_errors=True)
+        (WORK / f"{_name(module)}.sqlite").unlink(missing_ok=True)
     lines = ["# Mutation testing", "", "| module | killed | survived | equivalent | incompetent | pending | "
              "killed of the non-equivalent |", "|---|---|---|---|---|---|---|"]
     details = []

@@ -49,6 +49,10 @@ def test_the_committed_specs_fit_the_schema():
     ("claim_tests.0.d", "fsat", r"claim_tests\[0\]\.d: variant 'fsat' is not defined"),
     ("on_demand", ["fast", "full"], r"on_demand: variant 'full' is not defined"),
     ("superseded.0.why", KeyError, r"superseded\[0\]: unknown key 'whyo'; did you mean 'why'\?"),
+    ("reported.0.metric", "test/a / test/b / test/c", r"reported\[0\]\.metric: metric 'test/a / test/b / "
+     r"test/c': one ratio \('a / b'\) or one difference"),
+    ("claim_tests.0.metric", "test/a - test/b / test/c", r"claim_tests\[0\]\.metric: metric 'test/a - "),
+    ("claim_tests.0.metric_b", "test/a - test/b - test/c", r"claim_tests\[0\]\.metric_b: metric"),
 ])
 def test_a_spec_error_names_the_file_the_key_and_the_closest_valid_key(where, value, message):
     validate(copy.deepcopy(GOOD), "spec.yaml")  # the unbroken spec passes

@@ -81,6 +81,9 @@ def test_values_can_be_ratios_or_steps_to_a_threshold():
     assert value_of(r, {"metric": "a - missing", "step": None}) is None
     assert value_of(r, {"metric": "b", "over_training": "min"}) == 4.0  # the best evaluation
     assert value_of(r, {"metric": "acc", "over_training": "max"}) == 0.95
+    for chained in ("a / b / acc", "a - b - acc", "a / b - acc", "a - b / acc"):  # which binds first?
+        with pytest.raises(ValueError, match="one ratio"):
+            value_of(r, {"metric": chained, "step": None})
 
 
 def test_claims_hold_are_contradicted_or_stay_unresolved_by_their_interval():
