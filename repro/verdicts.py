@@ -55,14 +55,14 @@ OPERATORS = {" / ": operator.truediv, " - ": operator.sub}  # a metric may be a 
 def split_metric(metric: str) -> tuple[str, str, str] | None:
     """(left, operator, right) of a ratio `a / b` or a difference `a - b`; None for one metric.
     More than one operator is refused: which one binds first would be a guess."""
-    found = [(metric.count(sign), sign) for sign in OPERATORS if sign in metric]
-    if not found:
+    signs = [sign for sign in OPERATORS for _ in range(metric.count(sign))]
+    if not signs:
         return None
-    if len(found) > 1 or found[0][0] > 1:
+    if len(signs) > 1:
         raise ValueError(f"metric {metric!r}: one ratio ('a / b') or one difference ('a - b') of two "
                          "logged metrics at most; log the combined quantity from a probe instead")
-    left, right = metric.split(found[0][1])
-    return left.strip(), found[0][1], right.strip()
+    left, right = metric.split(signs[0])
+    return left.strip(), signs[0], right.strip()
 
 
 def value_of(result: dict, item: dict) -> float | None:
