@@ -290,3 +290,64 @@ def test_a_read_only_local_area_is_refused_naming_repro_local(tmp_path, monkeypa
     with pytest.raises(SystemExit, match=r"error: .*cannot write this machine's runs and comparison to "
                                          r".*set REPRO_LOCAL=<a writable folder>"):
         reproduce.main(["bn_mnist", "--no-train"])
+
+
+def test_each_variant_runs_the_most_seeds_any_of_its_rows_wants_else_the_specs_else_three():
+    rows = [{"variant": "a"}, {"variant": "a", "seeds_wanted": 5}, {"variant": "b"}]
+    assert reproduce.seeds_of({"reported": rows}, "a") == [0, 1, 2, 3, 4]
+    assert reproduce.seeds_of({"reported": rows}, "b") == [0, 1, 2]  # no one says: three
+    assert reproduce.seeds_of({"reported": rows}, "claims_only") == [0, 1, 2]
+    assert reproduce.seeds_of({"reported": rows, "seeds_wanted": 2}, "b") == [0, 1]
+    assert reproduce.seeds_of({"reported": rows, "seeds_wanted": 2}, "claims_only") == [0, 1]
+
+
+def test_everything_after_a_double_dash_goes_to_each_training_command_as_it_is(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(reproduce, "LOCAL", tmp_path / "local")
+    monkeypatch.setattr(reproduce, "train", lambda spec, variants, seeds, extra: calls.append(
+        (variants, seeds, extra)))
+    monkeypatch.setattr(reproduce, "compare", lambda spec, variants: ("", 0))
+    assert reproduce.main(["bn_mnist", "--only", "with_bn", "--seeds", "1", "--",
+                           "hydra/launcher=submitit_slurm", "train.steps=3"]) == 0
+    assert calls == [(["with_bn"], [1], ["hydra/launcher=submitit_slurm", "train.steps=3"])]
+    assert reproduce.main(["bn_mnist", "--only", "with_bn"]) == 0
+    assert calls[-1] == (["with_bn"], None, [])
+
+
+def _one_run(seed, value, commit="c"):
+    return {"seed": seed, "history": [{"step": 1, "m": value}], "final": {"step": 1, "m": value},
+            "timing": {"wall_seconds": 1.0},
+            "provenance": {"commit": commit, "hardware": {"device_kind": "cpu"}}}
+
+
+def _compared(monkeypatch, spec, reference, local, variants):
+    groups = {"reference": reference, "local": local}
+    monkeypatch.setattr(reproduce, "load_results", lambda root, experiment, **kwargs: root)
+    monkeypatch.setattr(report, "ROOT", Path("reference"))
+    monkeypatch.setattr(reproduce, "LOCAL", Path("local"))
+    monkeypatch.setattr(report, "group_by_variant", lambda spec, results: groups[str(results).split("/")[0]])
+    return reproduce.compare(spec, variants)
+
+
+def test_final_metrics_are_compared_for_every_variant_run_both_here_and_in_the_reference(monkeypatch):
+    """A variant without runs on one side is skipped, not the end of the list."""
+    spec = {"title": "T", "experiment": "debug", "variants": {v: [] for v in "abc"}, "reported": []}
+    runs = [_one_run(s, 1.0 + s) for s in range(2)]
+    reference = {"a": runs, "b": [], "c": runs}
+    local = {"a": [], "b": runs, "c": runs}
+    table, differing = _compared(monkeypatch, spec, reference, local, ["a", "b", "c"])
+    assert differing == 0
+    assert "**c**, every final metric of seeds [0, 1]: 1 of 1 bitwise equal" in table
+    assert "**a**" not in table and "**b**" not in table  # one side only: nothing to compare
+
+
+@pytest.mark.parametrize("paper_gap, marked", [(0.001, True), (10.0, False)])
+def test_a_row_whose_tolerance_is_wider_than_the_papers_gap_says_it_does_not_discriminate(
+        monkeypatch, paper_gap, marked):
+    row = {"description": "m of a", "variant": "a", "metric": "m", "step": None, "value": 1.0,
+           "floor": 0.5, "source": "T1", "compares": [1.0 + paper_gap]}
+    spec = {"title": "T", "experiment": "debug", "variants": {"a": []}, "reported": [row]}
+    runs = [_one_run(s, 1.0 + 0.01 * s) for s in range(3)]
+    table, _ = _compared(monkeypatch, spec, {"a": runs}, {"a": runs}, ["a"])
+    assert "| m of a | 1.0 | 1.01" in table and "within" in table
+    assert ("does not discriminate (the paper's smallest gap" in table) is marked
