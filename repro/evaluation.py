@@ -94,7 +94,7 @@ class Probes:
 
         # The probes' own arrays (needs "arrays") go in as arguments: a closed-over array would be
         # compiled into the program as a constant (a training split: tens of MB per compile).
-        arrays = {i: p.arrays for i, p in probes if "arrays" in getattr(p, "needs", ())}
+        arrays = {i: jax.device_put(p.arrays) for i, p in probes if "arrays" in getattr(p, "needs", ())}
         fn = jax.jit(jax.vmap(run, in_axes=(0, 0, None, 0, None)) if stacked else run)
         return lambda params, rest, data, key: fn(params, rest, data, key, arrays)
 
