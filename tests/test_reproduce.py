@@ -183,9 +183,14 @@ def test_promote_refuses_dirty_truncated_and_mixed_commit_runs_and_seals_what_it
     # A later seed of config h1 from another commit would mix commits with the committed ones.
     for old in local.glob("*.json"):
         old.unlink()
-    (local / "d.json").write_text(json.dumps(result(2, "beef")))
-    with pytest.raises(SystemExit, match="come from different commits"):
+    (local / "d.json").write_text(json.dumps(result(2, "0123456789abcdef")))
+    with pytest.raises(SystemExit, match=r"the seeds of config h1 come from different commits "
+                       r"\(a.json: c0ffee, b.json: c0ffee, d.json: 0123456789\): rerun them at one commit"):
         reproduce.promote(spec)
+    # One from the commit of the committed seeds joins them.
+    (local / "d.json").write_text(json.dumps(result(2)))
+    reproduce.promote(spec)
+    assert sorted(manifest.read(committed)) == ["a.json", "b.json", "c.json", "d.json"]
 
 
 def test_every_committed_result_file_matches_its_seal():
@@ -351,3 +356,10 @@ def test_a_row_whose_tolerance_is_wider_than_the_papers_gap_says_it_does_not_dis
     table, _ = _compared(monkeypatch, spec, {"a": runs}, {"a": runs}, ["a"])
     assert "| m of a | 1.0 | 1.01" in table and "within" in table
     assert ("does not discriminate (the paper's smallest gap" in table) is marked
+
+
+def test_help_says_what_the_command_does(capsys):
+    with pytest.raises(SystemExit) as done:
+        reproduce.main(["--help"])
+    assert done.value.code == 0
+    assert reproduce.__doc__.splitlines()[0].strip("`") in " ".join(capsys.readouterr().out.split())
