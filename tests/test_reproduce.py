@@ -354,8 +354,19 @@ def test_a_row_whose_tolerance_is_wider_than_the_papers_gap_says_it_does_not_dis
     spec = {"title": "T", "experiment": "debug", "variants": {"a": []}, "reported": [row]}
     runs = [_one_run(s, 1.0 + 0.01 * s) for s in range(3)]
     table, _ = _compared(monkeypatch, spec, {"a": runs}, {"a": runs}, ["a"])
-    assert "| m of a | 1.0 | 1.01" in table and "within" in table
+    assert "| m of a | 1.0 | 1.0100 ± 0.0100 (n=3) | 1.0100 ± 0.0100 (n=3) | within" in table  # 4 digits
     assert ("does not discriminate (the paper's smallest gap" in table) is marked
+
+
+def test_the_comparison_shows_every_row_of_the_chosen_variants_wherever_it_stands(monkeypatch):
+    rows = [{"description": f"m of {v}", "variant": v, "metric": "m", "step": None, "value": 1.0,
+             "floor": 0.5, "source": "T1", "digits": 2} for v in "aba"]
+    spec = {"title": "T", "experiment": "debug", "variants": {"a": [], "b": []}, "reported": rows}
+    runs = [_one_run(s, 1.0) for s in range(2)]
+    table, _ = _compared(monkeypatch, spec, {"a": runs, "b": runs}, {"a": runs, "b": runs}, ["b"])
+    assert "| m of b | 1.0 | 1.00 ± 0.00 (n=2) |" in table and "m of a" not in table
+    table, _ = _compared(monkeypatch, spec, {"a": runs, "b": runs}, {"a": runs, "b": runs}, ["a"])
+    assert table.count("| m of a |") == 2 and "m of b" not in table
 
 
 def test_help_says_what_the_command_does(capsys):
@@ -363,3 +374,42 @@ def test_help_says_what_the_command_does(capsys):
         reproduce.main(["--help"])
     assert done.value.code == 0
     assert reproduce.__doc__.splitlines()[0].strip("`") in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_first_signal_decides_reproduces_exit_status_and_its_handlers_are_restored(tmp_path):
+    """A child that outlives the first forwarded signal (SIGHUP) and exits on the second (SIGTERM):
+    both reach it, the exit status is the first's; run_child leaves this process's handlers as
+    they were."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "signals"
+    child = ("import signal, sys, time\n"
+             f"def got(s, f):\n    open({str(log)!r}, 'a').write(str(s) + ' ')\n"
+             f"    if len(open({str(log)!r}).read().split()) == 3: sys.exit(0)\n"
+             "signal.signal(signal.SIGHUP, got); signal.signal(signal.SIGTERM, got)\n"
+             f"open({str(log)!r}, 'w').write('ready ')\n"
+             "time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import signal, sys; from repro.reproduce import run_child\n"
+                               "before = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)]\n"
+                               "try:\n"
+                               f"    run_child([sys.executable, '-c', {child!r}], '.')\n"
+                               "finally:\n"
+                               "    after = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)]\n"
+                               "    assert after == before, (before, after)"])
+
+    def wait_for(words):
+        deadline = time.monotonic() + 60
+        while not (log.exists() and len(log.read_text().split()) >= words):
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.05)
+
+    wait_for(1)
+    parent.send_signal(signal.SIGHUP)
+    wait_for(2)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 128 + signal.SIGHUP  # an AssertionError would exit 1
+    assert log.read_text().split() == ["ready", str(int(signal.SIGHUP)), str(int(signal.SIGTERM))]
