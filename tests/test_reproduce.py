@@ -306,7 +306,8 @@ def test_each_variant_runs_the_most_seeds_any_of_its_rows_wants_else_the_specs_e
     assert reproduce.seeds_of({"reported": rows, "seeds_wanted": 2}, "claims_only") == [0, 1]
 
 
-def test_everything_after_a_double_dash_goes_to_each_training_command_as_it_is(monkeypatch, tmp_path):
+def test_everything_after_a_double_dash_goes_to_each_training_command_as_it_is(
+        monkeypatch, tmp_path, capsys):
     calls = []
     monkeypatch.setattr(reproduce, "LOCAL", tmp_path / "local")
     monkeypatch.setattr(reproduce, "train", lambda spec, variants, seeds, extra: calls.append(
@@ -315,8 +316,28 @@ def test_everything_after_a_double_dash_goes_to_each_training_command_as_it_is(m
     assert reproduce.main(["bn_mnist", "--only", "with_bn", "--seeds", "1", "--",
                            "hydra/launcher=submitit_slurm", "train.steps=3"]) == 0
     assert calls == [(["with_bn"], [1], ["hydra/launcher=submitit_slurm", "train.steps=3"])]
-    assert reproduce.main(["bn_mnist", "--only", "with_bn"]) == 0
+    assert "[reproduce] trained in 0 s" in capsys.readouterr().out  # the time the training took
+    monkeypatch.setattr("sys.argv", ["reproduce.py", "bn_mnist", "--only", "with_bn"])
+    assert reproduce.main() == 0  # the command line, less the program's name
     assert calls[-1] == (["with_bn"], None, [])
+
+
+def test_each_variants_line_reaches_a_pipe_before_its_training_childs_output(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = ("import subprocess, sys\nfrom repro import reproduce\n"
+              "reproduce.run_child = lambda command, cwd: subprocess.run([sys.executable, '-c', "
+              "'print(\"child output\")']).returncode\n"
+              "reproduce.train({'experiment': 'debug', 'variants': {'v': [], 'w': []}, 'reported': []}, "
+              "['v', 'w'], [0], [])\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as a pipe is
+    env["PYTHONPATH"] = str(Path(reproduce.__file__).parents[1])
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                         env=env, timeout=120).stdout.splitlines()
+    assert [line.split(":")[0] for line in out] == [
+        "[reproduce] v", "child output", "[reproduce] v", "[reproduce] w", "child output", "[reproduce] w"]
 
 
 def _one_run(seed, value, commit="c"):
@@ -413,3 +434,15 @@ def test_the_first_signal_decides_reproduces_exit_status_and_its_handlers_are_re
     parent.send_signal(signal.SIGTERM)
     assert parent.wait(timeout=60) == 128 + signal.SIGHUP  # an AssertionError would exit 1
     assert log.read_text().split() == ["ready", str(int(signal.SIGHUP)), str(int(signal.SIGTERM))]
+
+
+def test_metrics_beyond_the_seed_spread_are_listed_first(monkeypatch):
+    spec = {"title": "T", "experiment": "debug", "variants": {"a": []}, "reported": []}
+
+    def runs(a_shift, z):
+        return {"a": [{**_one_run(s, 0.0), "final": {"step": 1, "a": s + a_shift, "z": z + 0.01 * s}}
+                      for s in range(3)]}
+
+    table, differing = _compared(monkeypatch, spec, runs(0.0, 1.0), runs(1e-3, 5.0), ["a"])
+    assert differing == 1  # z; a moved by 0.001 against a spread of 1
+    assert table.index("| z | **differs**") < table.index("| a | within seed spread")
