@@ -99,6 +99,7 @@ def test_verify_with_no_runs_here_fails_saying_so(tmp_path, monkeypatch, capsys)
 
 @pytest.mark.parametrize("argv, message", [
     (["promote"], "usage: python -m repro.reproduce promote <paper>"),
+    (["seal", "bn_mnist", "resnet_cifar10"], "usage: python -m repro.reproduce seal <paper>"),
     (["bn_mnist", "--no-train", "--seeds", "a"], "--seeds 'a': whole numbers separated by commas"),
 ])
 def test_cli_mistakes_get_a_message_not_a_traceback(argv, message):
@@ -166,7 +167,8 @@ def test_promote_refuses_dirty_truncated_and_mixed_commit_runs_and_seals_what_it
             (tmp_path / "results" / "debug").glob("*.json"))  # nothing copied
         return str(err.value)
 
-    assert "uncommitted changes" in attempt({"a.json": result(0, dirty=True)})
+    dirty = attempt({"a.json": result(0, dirty=True)})
+    assert "uncommitted changes (or no commit): ['repro/loop.py']; commit" in dirty
     assert "is not a readable result file" in attempt({"a.json": json.dumps(result(0))[:40]})
     assert "come from different commits" in attempt({"a.json": result(0), "b.json": result(1, "beef")})
 
