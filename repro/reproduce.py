@@ -101,13 +101,13 @@ def train(spec: dict, variants: list[str], seeds: list[int] | None, extra: list[
         print(f"[reproduce] {variant}: done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def run_child(command: list[str], cwd) -> int:
+def run_child(command: list[str], cwd, grace_s: float = 60.0) -> int:
     """Run a training child and wait for it; a SIGTERM or SIGHUP to this process (a scheduler
     ending the job, a closed terminal) is passed on to the child, which is waited for (killed
-    after 60 s), so no training run is left behind holding its lock."""
+    after `grace_s`), so no training run is left behind holding its lock."""
     proc = subprocess.Popen(command, cwd=cwd)
     received: list[int] = []
-    deadline = threading.Timer(60, proc.kill)  # a child that ignores the signal
+    deadline = threading.Timer(grace_s, proc.kill)  # a child that ignores the signal
     deadline.daemon = True
 
     def forward(signum, frame):  # the wait below returns once the child has gone

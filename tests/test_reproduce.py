@@ -139,6 +139,11 @@ def test_a_claim_judged_otherwise_on_this_machine_counts_as_a_difference(monkeyp
     table, differing = reproduce.compare(spec, ["a", "b"])
     assert differing == 1
     assert "| a below b | holds: -1 [" in table and "| contradicted: 1 [" in table
+    # One reference seed ("holds (one run, no interval)") and three here that hold: the same verdict.
+    groups["reference"] = {v: runs[:1] for v, runs in runs([-1.0]).items()}
+    groups["local"] = runs([-1.0, -1.1, -0.9])
+    table, differing = reproduce.compare(spec, ["a", "b"])
+    assert differing == 0 and "holds (one run, no interval)" in table
 
 
 def test_promote_refuses_dirty_truncated_and_mixed_commit_runs_and_seals_what_it_copies(
@@ -340,6 +345,7 @@ def test_each_variants_line_reaches_a_pipe_before_its_training_childs_output(tmp
                          env=env, timeout=120).stdout.splitlines()
     assert [line.split(":")[0] for line in out] == [
         "[reproduce] v", "child output", "[reproduce] v", "[reproduce] w", "child output", "[reproduce] w"]
+    assert all(int(line.split()[-2]) < 60 for line in out if " done in " in line)  # a child's seconds
 
 
 def _one_run(seed, value, commit="c"):
@@ -448,3 +454,22 @@ def test_metrics_beyond_the_seed_spread_are_listed_first(monkeypatch):
     table, differing = _compared(monkeypatch, spec, runs(0.0, 1.0), runs(1e-3, 5.0), ["a"])
     assert differing == 1  # z; a moved by 0.001 against a spread of 1
     assert table.index("| z | **differs**") < table.index("| a | within seed spread")
+
+
+def test_a_child_that_ignores_the_forwarded_signal_is_killed_after_the_grace(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ready = tmp_path / "ready"
+    child = (f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+             f"open({str(ready)!r}, 'w').write('1'); time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c", "import sys; from repro.reproduce import run_child; "
+                               f"run_child([sys.executable, '-c', {child!r}], '.', grace_s=1.0)"])
+    deadline = time.monotonic() + 60
+    while not (ready.exists() and ready.read_text()):
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 128 + signal.SIGTERM  # well before the child's 120 s sleep
