@@ -454,6 +454,44 @@ def test_metrics_beyond_the_seed_spread_are_listed_first(monkeypatch):
     table, differing = _compared(monkeypatch, spec, runs(0.0, 1.0), runs(1e-3, 5.0), ["a"])
     assert differing == 1  # z; a moved by 0.001 against a spread of 1
     assert table.index("| z | **differs**") < table.index("| a | within seed spread")
+    rows = [line for line in table.splitlines() if line.startswith(("| z |", "| a |"))]
+    assert len(rows) == 2 and all(line.count("|") == 3 for line in rows)  # metric | verdict
+
+
+def test_a_variant_equal_to_its_reference_does_not_end_the_comparison(monkeypatch):
+    spec = {"title": "T", "experiment": "debug", "variants": {"a": [], "b": []}, "reported": []}
+    same = [_one_run(s, 1.0 + s) for s in range(2)]
+    moved = [_one_run(s, 1.0 + s + 1e-6) for s in range(2)]
+    table, _ = _compared(monkeypatch, spec, {"a": same, "b": same}, {"a": same, "b": moved}, ["a", "b"])
+    assert "**a**, every final metric of seeds [0, 1]: 1 of 1 bitwise equal" in table
+    assert "**b**, every final metric of seeds [0, 1]: 0 of 1 bitwise equal" in table
+    assert "| m | within seed spread" in table
+
+
+@pytest.mark.parametrize("vmap, seed_arg", [(True, "seeds=[0,2]"), (False, "seed=0,2")])
+def test_seeds_are_vmapped_in_one_job_only_where_the_spec_says(monkeypatch, vmap, seed_arg):
+    commands = []
+    monkeypatch.setattr(reproduce, "run_child", lambda command, cwd: commands.append(command) or 0)
+    spec = {"experiment": "debug", "variants": {"v": ["optim.lr=0.1"]}, "reported": [], "vmap_seeds": vmap}
+    reproduce.train(spec, ["v"], [0, 2], [])
+    assert len(commands) == 1 and commands[0].count(seed_arg) == 1
+    assert not any(a.startswith("seed=" if vmap else "seeds=") for a in commands[0])
+
+
+def test_a_failed_copy_leaves_no_temporary_file_behind(tmp_path, monkeypatch):
+    source = tmp_path / "a.json"
+    source.write_text("{}")
+    target = tmp_path / "results" / "a.json"
+    target.parent.mkdir()
+
+    def full_disk(src, dst):
+        Path(dst).write_text("{")  # a part written, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reproduce.shutil, "copy2", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        reproduce._copy_atomically(source, target)
+    assert list(target.parent.iterdir()) == []  # neither a truncated a.json nor its temporary
 
 
 def test_a_child_that_ignores_the_forwarded_signal_is_killed_after_the_grace(tmp_path):
