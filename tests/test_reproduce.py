@@ -175,6 +175,8 @@ def test_promote_refuses_dirty_truncated_and_mixed_commit_runs_and_seals_what_it
     dirty = attempt({"a.json": result(0, dirty=True)})
     assert "uncommitted changes (or no commit): ['repro/loop.py']; commit" in dirty
     assert "is not a readable result file" in attempt({"a.json": json.dumps(result(0))[:40]})
+    both = attempt({"a.json": json.dumps(result(0))[:40], "b.json": result(1, dirty=True)})
+    assert "is not a readable result file" in both and "b.json was run from code with uncommitted" in both
     assert "come from different commits" in attempt({"a.json": result(0), "b.json": result(1, "beef")})
 
     (local / "a.json").unlink(missing_ok=True)
