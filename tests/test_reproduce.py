@@ -21,6 +21,16 @@ def as_if_committed(folder: Path, commit: str = "c0ffee") -> None:
         path.write_text(json.dumps(result))
 
 
+def wait_for_words(path: Path, parent, words: int = 1) -> None:
+    """Until a child has written `words` words to `path`, while `parent` still runs (60 s at most)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while not (path.exists() and len(path.read_text().split()) >= words):
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("reference, local, expected, differs", [
     ({0: 0.9, 1: 0.8}, {0: 0.9, 1: 0.8}, "bitwise equal", False),
     ({0: 0.9, 1: 0.8, 2: 0.85}, {0: 0.86, 1: 0.84}, "within seed spread", False),
@@ -244,10 +254,7 @@ def test_sigterm_to_reproduce_stops_its_training_child(tmp_path):
     child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
     parent = subprocess.Popen([sys.executable, "-c", "import sys; from repro.reproduce import run_child; "
                                f"sys.exit(run_child([sys.executable, '-c', {child!r}], '.'))"])
-    deadline = time.monotonic() + 60
-    while not (pid_file.exists() and pid_file.read_text()):
-        assert time.monotonic() < deadline and parent.poll() is None
-        time.sleep(0.05)
+    wait_for_words(pid_file, parent)
     child_pid = int(pid_file.read_text())
     parent.send_signal(signal.SIGTERM)
     assert parent.wait(timeout=60) == 128 + signal.SIGTERM
@@ -414,7 +421,6 @@ def test_the_first_signal_decides_reproduces_exit_status_and_its_handlers_are_re
     import signal
     import subprocess
     import sys
-    import time
 
     log = tmp_path / "signals"
     child = ("import signal, sys, time\n"
@@ -432,15 +438,9 @@ def test_the_first_signal_decides_reproduces_exit_status_and_its_handlers_are_re
                                "    after = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)]\n"
                                "    assert after == before, (before, after)"])
 
-    def wait_for(words):
-        deadline = time.monotonic() + 60
-        while not (log.exists() and len(log.read_text().split()) >= words):
-            assert time.monotonic() < deadline and parent.poll() is None
-            time.sleep(0.05)
-
-    wait_for(1)
+    wait_for_words(log, parent, 1)
     parent.send_signal(signal.SIGHUP)
-    wait_for(2)
+    wait_for_words(log, parent, 2)
     parent.send_signal(signal.SIGTERM)
     assert parent.wait(timeout=60) == 128 + signal.SIGHUP  # an AssertionError would exit 1
     assert log.read_text().split() == ["ready", str(int(signal.SIGHUP)), str(int(signal.SIGTERM))]
@@ -500,16 +500,12 @@ def test_a_child_that_ignores_the_forwarded_signal_is_killed_after_the_grace(tmp
     import signal
     import subprocess
     import sys
-    import time
 
     ready = tmp_path / "ready"
     child = (f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
              f"open({str(ready)!r}, 'w').write('1'); time.sleep(120)")
     parent = subprocess.Popen([sys.executable, "-c", "import sys; from repro.reproduce import run_child; "
                                f"run_child([sys.executable, '-c', {child!r}], '.', grace_s=1.0)"])
-    deadline = time.monotonic() + 60
-    while not (ready.exists() and ready.read_text()):
-        assert time.monotonic() < deadline and parent.poll() is None
-        time.sleep(0.05)
+    wait_for_words(ready, parent)
     parent.send_signal(signal.SIGTERM)
     assert parent.wait(timeout=60) == 128 + signal.SIGTERM  # well before the child's 120 s sleep
