@@ -5,7 +5,8 @@ Each module is mutated in its own clone of the committed HEAD (local/mutation/<m
 working tree is never touched), with only the tests that cover it, so a run can be resumed: the
 sessions (local/mutation/<module>.sqlite) keep every verdict. Mutants listed as equivalent in the config are
 marked skipped with their reason before the run. The summary (killed / survived / equivalent per
-module) and every survivor's diff go to local/mutation/report.md.
+module, of every module with a session, whether run now or before) and every survivor's diff go to
+local/mutation/report.md.
 
     make mutation                          # every module of the config
     make mutation MUTATION_ARGS='verdicts' # the modules whose path contains 'verdicts'
@@ -175,9 +176,15 @@ def main(argv: list[str] | None = None) -> None:
     lines = ["# Mutation testing", "", "| module | killed | survived | equivalent | incompetent | pending | "
              "killed of the non-equivalent |", "|---|---|---|---|---|---|---|"]
     details = []
-    for module in modules:
-        counts, survivors = run_module(module, common, execute=not args.report_only,
-                                       retry=args.retry_survivors)
+    for module in common["module"]:  # the report covers every module with a session, run now or before
+        session = WORK / f"{_name(module)}.sqlite"
+        if module in modules:
+            counts, survivors = run_module(module, common, execute=not args.report_only,
+                                           retry=args.retry_survivors)
+        elif session.exists():
+            counts, survivors = _summary(session)
+        else:
+            continue
         judged = counts["killed"] + counts["survived"]
         rate = f"{counts['killed'] / judged:.0%}" if judged else "–"
         cells = [counts[k] for k in ("killed", "survived", "equivalent", "incompetent", "pending")]
