@@ -17,6 +17,7 @@ local/mutation/report.md.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -73,6 +74,15 @@ def _session_config(module: dict, common: dict) -> str:
             f'test-command = "{sys.executable} -m pytest -x -q -p no:cacheprovider {tests}"\n\n'
             f'[cosmic-ray.distributor]\nname = "local"\n\n'
             f'[cosmic-ray.filters.operators-filter]\nexclude-operators = [{quoted}]\n')
+
+
+def _with_compilation_cache(env) -> dict:
+    """The environment with JAX's persistent compilation cache on, shared by every mutant: a
+    mutant changes one function, so everything else it compiles is read back, not compiled again
+    (the loop's tests: ~20 s instead of ~100 s)."""
+    return {**env, "JAX_COMPILATION_CACHE_DIR": str(WORK / "jax-cache"),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 def _mark_equivalent(session: Path, module: dict, clone: Path) -> int:
@@ -149,7 +159,8 @@ def run_module(module: dict, common: dict, execute: bool = True,
     marked = _mark_equivalent(session, module, clone)
     print(f"{module['path']}: {marked} equivalent mutant(s) marked from the config", flush=True)
     if execute:
-        subprocess.run([BIN / "cosmic-ray", "exec", str(config), str(session)], cwd=clone, check=True)
+        subprocess.run([BIN / "cosmic-ray", "exec", str(config), str(session)], cwd=clone, check=True,
+                       env=_with_compilation_cache(os.environ))
     return _summary(session)
 
 
