@@ -343,29 +343,43 @@ def test_a_resumed_runs_timing_covers_every_part(run_overrides, stop_at):
 def test_a_schedule_off_its_boundaries_pins_chunk_lengths_step_numbers_and_the_last_evaluation():
     """25 steps in chunks of 10, evaluated every 20: chunks of 10, 10, 5; evaluations at 0, 20 and
     the end (25), never at 10. Resumed at step 7 (another chunk length before): a 3-step chunk
-    back onto the boundary, then 10 and 5."""
+    back onto the boundary, then 10 and 5. Callbacks get each boundary's step, record and state."""
     def recorded(trainer, lengths):
         real = trainer.chunk_fn
         trainer.chunk_fn = lambda state, num_steps, phase=None: (lengths.append(num_steps),
                                                                  real(state, num_steps, phase))[1]
         return trainer
 
-    lengths = []
+    def called(steps):  # a callback (checkpoints, loggers) noting the step and record it is given
+        return lambda step, state, record: steps.append((step, record["step"], int(np.max(state["step"]))))
+
+    lengths, calls = [], []
     trainer = recorded(make_trainer(), lengths)
-    state, history, timing = trainer.fit(trainer.initial_state, 25, chunk_steps=10, eval_every=20)
+    state, history, timing = trainer.fit(trainer.initial_state, 25, chunk_steps=10, eval_every=20,
+                                         callbacks=[called(calls)])
     assert lengths == [10, 10, 5] and timing["steps"] == 25
     assert [r["step"] for r in history] == [0, 10, 20, 25]
     assert [r["step"] for r in history if "test/loss" in r] == [0, 20, 25]
+    assert calls == [(0, 0, 0), (10, 10, 10), (20, 20, 20), (25, 25, 25)]
     assert int(np.max(state["step"])) == 25
 
-    lengths = []
+    lengths, calls = [], []
     resumed = recorded(make_trainer(), lengths)
     partial, history, _ = resumed.fit(resumed.initial_state, 7, chunk_steps=7, eval_every=7)
     lengths.clear()
-    _, history, timing = resumed.fit(partial, 25, chunk_steps=10, eval_every=20, history=history)
+    _, history, timing = resumed.fit(partial, 25, chunk_steps=10, eval_every=20, history=history,
+                                     callbacks=[called(calls)])
     assert lengths == [3, 10, 5] and timing["steps"] == 18
     assert [r["step"] for r in history] == [0, 7, 10, 20, 25]
     assert [r["step"] for r in history if "test/loss" in r] == [0, 7, 20, 25]
+    assert calls == [(10, 10, 10), (20, 20, 20), (25, 25, 25)]
+
+    # Started mid-run without the earlier history: no step-0 evaluation of a state at step 7.
+    calls, fresh = [], make_trainer()
+    partial, _, _ = fresh.fit(fresh.initial_state, 7, chunk_steps=7, eval_every=7)  # the last one was donated
+    _, history, _ = fresh.fit(partial, 25, chunk_steps=10, eval_every=20, callbacks=[called(calls)])
+    assert [r["step"] for r in history] == [10, 20, 25]
+    assert calls == [(10, 10, 10), (20, 20, 20), (25, 25, 25)]
 
 
 def test_evaluation_sees_no_training_randomness_neither_augmentation_nor_dropout():
