@@ -1,3 +1,5 @@
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,11 +29,16 @@ def make_trainer(lr=0.5, batchnorm=True, seed=0):
 
 def test_loss_falls_on_a_learnable_problem():
     trainer = make_trainer()
+    t0 = time.perf_counter()
     _, history, timing = trainer.fit(trainer.initial_state, 60, chunk_steps=20, eval_every=20)
+    wall = time.perf_counter() - t0
     assert history[0]["test/loss"] > 2.0
     assert history[-1]["test/loss"] < 0.5 * history[0]["test/loss"]
     assert history[-1]["test/accuracy"] > 0.9
     assert timing["steps"] == 60 and trainer.compile_seconds > 0
+    # The parts of the fit's time: each positive, together within its wall time (compile included).
+    assert timing["train_seconds"] > 0 and timing["eval_seconds"] > 0
+    assert timing["train_seconds"] + timing["eval_seconds"] <= wall
 
 
 def test_chunked_and_unchunked_runs_agree():
@@ -184,6 +191,11 @@ def test_vmapped_seeds_equal_separate_runs():
         assert history[-1]["test/loss"][i] == pytest.approx(history_i[-1]["test/loss"], rel=1e-4)
     losses = history[-1]["test/loss"]
     assert len(set(np.round(losses, 6))) == 3  # the seeds really differ
+    # A stack of one seed (train.seeds=[s] vmapped) is that seed's run with a seed axis of 1.
+    one = trainer(*zip(parts(seeds[-1]), strict=True))
+    _, history_one, _ = one.fit(one.initial_state, 40, chunk_steps=20, eval_every=20)
+    assert np.asarray(history_one[-1]["test/loss"]).shape == (1,)
+    assert history_one[-1]["test/loss"][0] == pytest.approx(history_i[-1]["test/loss"], rel=1e-4)
 
 
 class CountingProbe:
