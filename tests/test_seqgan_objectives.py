@@ -1,0 +1,121 @@
+"""SeqGAN's objectives by value (experiments/seqgan/objectives.py): the scheduled-sampling decay,
+the REINFORCE loss with rollout rewards, the discriminator's step with its labels and regularizer.
+Vocabulary, embedding, hidden size, length and batch all differ, so no axis can stand in for another."""
+
+import math
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from experiments.seqgan import sequence
+from experiments.seqgan.objectives import AdversarialSequence, SequenceNLL, policy_gradient_loss
+
+VOCAB, LENGTH, START = 8, 5, 3
+MARK = 7  # real sequences are all MARK: a random generator draws one with chance ~8^-5
+
+
+def generator(seed=0):
+    return sequence.LSTMGenerator(vocab=VOCAB, embed=4, hidden=6, length=LENGTH, start_token=START,
+                                  init_std=0.5, rngs=nnx.Rngs(seed))
+
+
+def place_value(tokens):  # a score that tells every sequence apart, and weighs later tokens more
+    return ((tokens * VOCAB ** jnp.arange(LENGTH)).sum(-1) / VOCAB ** LENGTH).astype(jnp.float32)
+
+
+class MarkDiscriminator:
+    """Logits (fake, real) = (-3, 3) for an all-MARK sequence, (3, -3) otherwise; l2() = 2.5."""
+
+    def __init__(self):
+        self.keys = []
+
+    def __call__(self, tokens, dropout_key=None):
+        self.keys.append(dropout_key)
+        real = 2.0 * (tokens == MARK).all(-1).astype(jnp.float32) - 1.0
+        return jnp.stack([-3.0 * real, 3.0 * real], -1)
+
+    def l2(self):
+        return jnp.float32(2.5)
+
+    def prob_real(self, tokens):
+        return jax.nn.softmax(self(tokens), -1)[:, 1]
+
+
+def test_scheduled_sampling_decays_as_k_over_k_plus_exp_epoch_over_k():
+    objective = SequenceNLL(scheduled_sampling_k=4.0, steps_per_epoch=50)
+    for step, epoch in ((0, 0.0), (50, 1.0), (175, 3.5), (1000, 20.0)):
+        expected = 4.0 / (4.0 + math.exp(epoch / 4.0))
+        assert float(objective.teacher_forcing(jnp.float32(step))) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        SequenceNLL(scheduled_sampling_k=4.0)
+
+    gen = generator()
+    tokens = jax.random.randint(jax.random.key(1), (3, LENGTH), 0, VOCAB)
+    key = jax.random.key(2)
+    loss, metrics = objective.train_loss(gen, {"tokens": tokens}, rngs=nnx.Rngs(dropout=key), step=175)
+    eps = 4.0 / (4.0 + math.exp(3.5 / 4.0))
+    by_hand = -sequence.scheduled_log_probs(gen.weights(), tokens, nnx.Rngs(dropout=key).dropout(), eps,
+                                            START).mean()
+    assert float(loss) == pytest.approx(float(by_hand), rel=1e-5)
+    assert float(metrics["teacher_forcing"]) == pytest.approx(eps, rel=1e-6)
+    # Without the decay it is the teacher-forced NLL per token, averaged over the batch.
+    loss, _ = SequenceNLL().train_loss(gen, {"tokens": tokens}, rngs=nnx.Rngs(dropout=key))
+    forced = -sequence.token_log_probs(gen.weights(), tokens, START).mean()
+    assert float(loss) == pytest.approx(float(forced), rel=1e-6)
+
+
+def test_the_policy_gradient_loss_is_minus_the_sum_of_log_probs_times_frozen_rollout_rewards():
+    gen, key = generator(), jax.random.key(5)
+    num, rollouts = 6, 3
+
+    def loss_of(weights):
+        model = SimpleNamespace(length=LENGTH, start_token=START, weights=lambda: weights)
+        return policy_gradient_loss(model, place_value, key, num, rollouts)
+
+    weights = gen.weights()
+    (loss, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(weights)
+    key_sample, key_rollout = jax.random.split(key)
+    fake = sequence.sample(weights, key_sample, num, LENGTH, START)
+    rewards = sequence.rollout_rewards(weights, fake, key_rollout, place_value, rollouts, START)
+    assert fake.shape == (num, LENGTH) and rewards.shape == (num, LENGTH)
+    assert len(np.unique(np.asarray(rewards))) > 2  # rewards really differ by position and sample
+
+    def surrogate(w):  # the rewards held fixed: the gradient reaches the weights through log p alone
+        return -(sequence.token_log_probs(w, fake, START) * rewards).sum()
+
+    assert float(loss) == pytest.approx(float(surrogate(weights)), rel=1e-5)
+    assert float(metrics["reward"]) == pytest.approx(float(rewards.mean()), rel=1e-6)
+    assert float(metrics["final_reward"]) == pytest.approx(float(place_value(fake).mean()), rel=1e-6)
+    expected = jax.grad(surrogate)(weights)
+    for name in weights:
+        np.testing.assert_allclose(grads[name], expected[name], rtol=1e-4, atol=1e-6)
+
+
+def test_the_discriminator_step_labels_real_one_and_fake_zero_and_adds_the_l2_term():
+    objective = AdversarialSequence(d_pretrain_steps=2, d_steps=1, l2=0.2)
+    model = SimpleNamespace(generator=generator(), discriminator=MarkDiscriminator())
+    real = jnp.full((4, LENGTH), MARK, jnp.int32)
+    loss, metrics = objective.train_loss(model, {"tokens": real}, rngs=nnx.Rngs(dropout=jax.random.key(0)),
+                                         phase="discriminator")
+    xent = math.log1p(math.exp(-6.0))  # every sequence told apart with a margin of 6
+    assert float(metrics["d_accuracy"]) == 1.0
+    assert float(metrics["d_xent"]) == pytest.approx(xent, rel=1e-4)  # float32's log1p(e^-6)
+    assert float(loss) == pytest.approx(xent + 0.2 * 2.5, rel=1e-5)
+    assert model.discriminator.keys[-1] is not None  # the discriminator trains with dropout
+
+
+def test_the_generator_step_rewards_with_the_discriminators_probability_of_real():
+    objective = AdversarialSequence(d_pretrain_steps=2, d_steps=1, g_batch=5, rollouts=2)
+    gen, disc = generator(), MarkDiscriminator()
+    batch = {"tokens": jnp.full((4, LENGTH), MARK, jnp.int32)}
+    key = jax.random.key(9)
+    loss, metrics = objective.train_loss(SimpleNamespace(generator=gen, discriminator=disc), batch,
+                                         rngs=nnx.Rngs(dropout=key), phase="generator")
+    expected, by_hand = policy_gradient_loss(gen, disc.prob_real, nnx.Rngs(dropout=key).dropout(), 5, 2)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    assert float(metrics["reward"]) == pytest.approx(float(by_hand["reward"]), rel=1e-6)
+    assert 0 < float(metrics["reward"]) < 1
