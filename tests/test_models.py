@@ -82,3 +82,20 @@ def test_multiply_adds_counts_convolutions_and_matmuls_from_shapes_by_hand():
     # a scan's body counts once per iteration; elementwise work and pooling count nothing
     looped = lambda x: jax.lax.scan(lambda c, _: (jnp.tanh(c @ jnp.ones((6, 6))), None), x, None, length=3)[0]  # noqa: E731
     assert multiply_adds(looped, jnp.ones((2, 6))) == 3 * 2 * 6 * 6
+
+
+@pytest.mark.parametrize("hidden", [[7, 5], [6, 6], []], ids=["narrowing", "equal-widths", "no-hidden"])
+def test_mlp_forward_is_its_layers_chained_by_hand(hidden):
+    """Input 4 x 3 x 1 (12 features), hidden widths that differ (fan-in vs fan-out) or are equal
+    (which layer's output feeds the head), 3 classes, batch 2: the logits equal x W1 + b1 -> tanh ->
+    ... -> head, computed from the layers' own weights."""
+    m = MLP(12, hidden, 3, activation="tanh", init="normal", init_std=0.5, rngs=nnx.Rngs(4))
+    x = jax.random.normal(jax.random.key(2), (2, 4, 3, 1))
+    h = np.asarray(x).reshape(2, 12)
+    widths = [12, *hidden]
+    assert [layer.kernel[...].shape for layer in m.hidden] == list(zip(widths[:-1], hidden, strict=True))
+    for layer in m.hidden:
+        h = np.tanh(h @ np.asarray(layer.kernel[...]) + np.asarray(layer.bias[...]))
+    logits = h @ np.asarray(m.out.kernel[...]) + np.asarray(m.out.bias[...])
+    assert m.out.kernel[...].shape == ([12, *hidden][-1], 3)
+    np.testing.assert_allclose(m(x), logits, rtol=1e-5, atol=1e-6)
