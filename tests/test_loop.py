@@ -29,6 +29,7 @@ def make_trainer(lr=0.5, batchnorm=True, seed=0):
 
 def test_loss_falls_on_a_learnable_problem():
     trainer = make_trainer()
+    assert trainer.compile_seconds == 0.0  # nothing compiled before the first chunk
     t0 = time.perf_counter()
     _, history, timing = trainer.fit(trainer.initial_state, 60, chunk_steps=20, eval_every=20)
     wall = time.perf_counter() - t0
