@@ -85,6 +85,18 @@ def _with_compilation_cache(env) -> dict:
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
+def _check_baseline(module: dict, clone: Path) -> None:
+    """The module's tests must pass on the clone before any mutant: a test that is missing there
+    (added after the session began) or failing would count every mutant as killed."""
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *module["tests"]]
+    done = subprocess.run(command, cwd=clone, env=_with_compilation_cache(os.environ), capture_output=True,
+                          text=True)
+    if done.returncode:
+        raise SystemExit(f"error: the tests of {module['path']} do not pass unmutated in its clone at "
+                         f"{_head(clone)[:7]} (a test added since? start over with --fresh):\n"
+                         f"{done.stdout[-2000:]}{done.stderr[-1000:]}")
+
+
 def _mark_equivalent(session: Path, module: dict, clone: Path) -> int:
     """Mark the config's equivalent mutants as skipped, their reason as the output; how many were
     marked. An entry names the operator, a piece of the source line it mutates and, where one line
@@ -158,7 +170,8 @@ def run_module(module: dict, common: dict, execute: bool = True,
               f"against the tests of {_head(clone)[:7]}", flush=True)
     marked = _mark_equivalent(session, module, clone)
     print(f"{module['path']}: {marked} equivalent mutant(s) marked from the config", flush=True)
-    if execute:
+    if execute and _summary(session)[0]["pending"]:
+        _check_baseline(module, clone)
         subprocess.run([BIN / "cosmic-ray", "exec", str(config), str(session)], cwd=clone, check=True,
                        env=_with_compilation_cache(os.environ))
     return _summary(session)
