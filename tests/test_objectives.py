@@ -59,3 +59,14 @@ def test_the_training_loss_is_the_batch_mean_plus_the_models_penalty_and_reports
     per_example = {"loss": jnp.array([1.0, 2.0, 6.0]), "x": jnp.array([0.0, 3.0, 3.0])}
     loss, metrics = mean_loss_plus_penalty(None, per_example)
     assert float(loss) == 3.0 and float(metrics["x"]) == 2.0
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_bernoulli_bits_per_dim_divide_by_one_images_pixels_also_for_a_batch_of_one(batch):
+    from repro.objectives import BernoulliLikelihood
+
+    images = jnp.asarray(np.random.default_rng(batch).integers(0, 2, (batch, 3, 5, 1)), jnp.float32)
+    out = BernoulliLikelihood().per_example(FixedLogits(jnp.zeros((batch, 3, 5, 1))), {"image": images},
+                                            train=False)
+    np.testing.assert_allclose(out["nll_nats"], 15 * math.log(2.0), rtol=1e-6)  # 15 pixels at p = 1/2
+    np.testing.assert_allclose(out["bits_per_dim"], 1.0, rtol=1e-6)
