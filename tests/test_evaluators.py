@@ -173,3 +173,30 @@ def test_an_evaluator_of_a_split_that_is_not_evaluated_is_refused():
 def test_scene_shape_matches_the_detector():
     assert detection_scenes(n=1)["image"].shape[1:3] == SCENE_HW
     assert jax.device_get(PixelBoxDetector(0.0)(jnp.zeros((1, *SCENE_HW, 1)))["scores"]).sum() == 0
+
+
+class EchoBoxes:
+    """A host evaluator that hands back the split's ground-truth boxes as its predictions: compute
+    checks they arrive once each, in order, padding dropped, and counts them."""
+
+    def __init__(self, name, final_only=False):
+        self.split, self.name, self.final_only = "test", name, final_only
+
+    def predict(self, model, batch):
+        return {"boxes": batch["boxes"]}
+
+    def compute(self, predictions, examples):
+        np.testing.assert_array_equal(predictions["boxes"], examples["boxes"])
+        return {self.name: float(len(predictions["boxes"]))}
+
+
+def test_a_final_only_evaluator_skips_only_itself_and_every_evaluator_sees_each_example_once():
+    """A final-only evaluator listed first does not stop the ones after it at the evaluations before
+    the last; 10 examples in batches of 4 (2 of padding) reach compute exactly."""
+    data = detection_scenes(n=10)
+    trainer = Trainer(PixelBoxDetector(0.0), optax.sgd(0.0), BoxRegression(), Transforms([], FIELDS), data,
+                      {"test": data}, batch_size=4, keys=seed_keys(0), eval_batch_size=4,
+                      evaluators=[EchoBoxes("final_count", final_only=True), EchoBoxes("count")])
+    _, history, _ = trainer.fit(trainer.initial_state, 4, chunk_steps=2, eval_every=2)
+    assert [r.get("test/count") for r in history] == [10.0, 10.0, 10.0]
+    assert [r.get("test/final_count") for r in history] == [None, None, 10.0]

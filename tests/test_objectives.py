@@ -70,3 +70,24 @@ def test_bernoulli_bits_per_dim_divide_by_one_images_pixels_also_for_a_batch_of_
                                             train=False)
     np.testing.assert_allclose(out["nll_nats"], 15 * math.log(2.0), rtol=1e-6)  # 15 pixels at p = 1/2
     np.testing.assert_allclose(out["bits_per_dim"], 1.0, rtol=1e-6)
+
+
+class TrainDoubles(FixedLogits):
+    """Logits doubled in training (as dropout or batch statistics would change them)."""
+
+    def __call__(self, images, *, train, rngs=None):
+        return self.logits * (2.0 if train else 1.0)
+
+
+def test_the_training_loss_runs_the_model_in_training_mode_and_evaluation_does_not():
+    from repro.objectives import BernoulliLikelihood
+
+    batch = {"image": np.zeros((3, 5, 2, 1), np.float32), "label": LABELS}
+    loss, _ = Classification().train_loss(TrainDoubles(LOGITS), batch)
+    assert float(loss) == pytest.approx(by_hand_xent(2 * LOGITS, LABELS).mean(), rel=1e-6)
+    out = Classification().per_example(TrainDoubles(LOGITS), batch, train=False)
+    np.testing.assert_allclose(out["loss"], by_hand_xent(LOGITS, LABELS), rtol=1e-6)
+
+    images = jnp.ones((2, 3, 5, 1))
+    loss, _ = BernoulliLikelihood().train_loss(TrainDoubles(jnp.ones((2, 3, 5, 1))), {"image": images})
+    assert float(loss) == pytest.approx(15 * math.log1p(math.exp(-2.0)), rel=1e-5)  # logit 2, not 1
