@@ -119,3 +119,25 @@ def test_the_generator_step_rewards_with_the_discriminators_probability_of_real(
     assert float(loss) == pytest.approx(float(expected), rel=1e-5)
     assert float(metrics["reward"]) == pytest.approx(float(by_hand["reward"]), rel=1e-6)
     assert 0 < float(metrics["reward"]) < 1
+
+
+def test_phases_count_cycles_from_the_end_of_pre_training_when_it_is_not_a_whole_number_of_cycles():
+    objective = AdversarialSequence(d_pretrain_steps=4, d_steps=2)  # 4 is not a multiple of 3
+    assert [objective.phase(s) for s in range(10)] == [
+        ("discriminator", 4), ("discriminator", 3), ("discriminator", 2), ("discriminator", 1),
+        ("generator", 1), ("discriminator", 2), ("discriminator", 1),
+        ("generator", 1), ("discriminator", 2), ("discriminator", 1)]
+
+
+def test_pg_bleu_defaults_are_the_papers_every_reference_bleu_4_smoothed():
+    from experiments.seqgan import bleu
+    from experiments.seqgan.objectives import PolicyGradientBLEU
+
+    tokens = np.random.default_rng(3).integers(0, VOCAB, size=(30, 6)).astype(np.int32)
+    pg = PolicyGradientBLEU(VOCAB, train_split={"tokens": tokens})
+    assert pg.references == 30 and (pg.g_batch, pg.rollouts, pg.smoothing) == (64, 16, 0.1)
+    candidates = jnp.asarray(np.random.default_rng(4).integers(0, VOCAB, size=(12, 6)), jnp.int32)
+    expected = bleu.sentence_bleu(bleu.ngram_table(tokens, VOCAB, 4), candidates, VOCAB, 0.1)
+    np.testing.assert_allclose(pg.reward(candidates), expected, rtol=1e-6)
+    assert not np.allclose(expected, bleu.sentence_bleu(bleu.ngram_table(tokens, VOCAB, 5), candidates,
+                                                        VOCAB, 0.1))
