@@ -84,19 +84,24 @@ def test_unknown_names_and_a_group_without_its_part_are_refused():
 
 
 def test_groups_give_each_part_the_base_config_with_its_own_overrides():
-    """optim.groups: part `a` takes the base (sgd, lr 0.1), part `b` its override lr 0.5; an
-    update with b inactive leaves b alone."""
+    """optim.groups: part `a` takes the base (sgd, lr 0.1), part `b` its overrides (lr 0.5, weight
+    decay 0.1 on every parameter, which needs the parameters passed through); an update with b
+    inactive leaves b alone, and a part the active map does not name is trained."""
     from omegaconf import OmegaConf
 
     cfg = optim("optim=sgd", "optim.lr=0.1", "optim.momentum=0.0")
-    cfg = OmegaConf.merge(cfg, {"groups": [{"part": "a"}, {"part": "b", "lr": 0.5}]})
+    cfg = OmegaConf.merge(cfg, {"groups": [{"part": "a"}, {"part": "b", "lr": 0.5, "weight_decay": 0.1,
+                                                                "weight_decay_mask": "all"}]})
     tx = make_optimizer(cfg)
     params = {"a": {"w": jnp.ones(3)}, "b": {"w": jnp.ones(2)}}
     grads = {"a": {"w": jnp.array([1.0, 2.0, 3.0])}, "b": {"w": jnp.array([4.0, -1.0])}}
     state = tx.init(params)
     both, _ = tx.update(grads, state, params, active={"a": True, "b": True})
     np.testing.assert_allclose(both["a"]["w"], [-0.1, -0.2, -0.3], rtol=1e-6)
-    np.testing.assert_allclose(both["b"]["w"], [-2.0, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(both["b"]["w"], [-2.05, 0.45], rtol=1e-6)  # -0.5 (g + 0.1 w)
     only_a, _ = tx.update(grads, state, params, active={"a": True, "b": False})
     np.testing.assert_array_equal(only_a["b"]["w"], [0.0, 0.0])
     np.testing.assert_allclose(only_a["a"]["w"], [-0.1, -0.2, -0.3], rtol=1e-6)
+    unnamed, _ = tx.update(grads, state, params, active={"a": False})  # a part not named is trained
+    np.testing.assert_allclose(unnamed["b"]["w"], [-2.05, 0.45], rtol=1e-6)
+    np.testing.assert_array_equal(unnamed["a"]["w"], [0.0, 0.0, 0.0])

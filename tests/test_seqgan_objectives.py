@@ -141,3 +141,20 @@ def test_pg_bleu_defaults_are_the_papers_every_reference_bleu_4_smoothed():
     np.testing.assert_allclose(pg.reward(candidates), expected, rtol=1e-6)
     assert not np.allclose(expected, bleu.sentence_bleu(bleu.ngram_table(tokens, VOCAB, 5), candidates,
                                                         VOCAB, 0.1))
+
+
+class HalvedInTraining:
+    """Log-probabilities halved in training (as dropout would change them)."""
+
+    def __call__(self, tokens, train=False, rngs=None):
+        return -jnp.ones(tokens.shape) * (0.5 if train else 1.0)
+
+
+def test_the_nll_trains_the_model_in_training_mode_and_the_gan_defaults_are_the_authors():
+    tokens = jnp.zeros((3, LENGTH), jnp.int32)
+    loss, _ = SequenceNLL().train_loss(HalvedInTraining(), {"tokens": tokens}, rngs=nnx.Rngs(0))
+    assert float(loss) == 0.5
+    evaluated = SequenceNLL().per_example(HalvedInTraining(), {"tokens": tokens}, train=False)
+    assert float(evaluated["nll"][0]) == 1.0
+    objective = AdversarialSequence(d_pretrain_steps=1, d_steps=1)
+    assert (objective.g_batch, objective.rollouts, objective.l2) == (64, 16, 0.2)
