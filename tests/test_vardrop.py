@@ -278,3 +278,35 @@ def test_the_chosen_epoch_is_the_lowest_mean_validation_error_the_earliest_of_ti
         chosen_epoch([{"history": [{"step": 5000, "test/error_percent": 1.0}]}])
     with pytest.raises(ValueError, match="whole epoch"):
         chosen_epoch([run([1.0], every=250)])
+
+
+def test_fixed_rate_layers_drop_and_scale_by_hand_and_their_alpha_is_p_over_one_minus_p():
+    """Binary dropout keeps each input at x / (1 - p) or zeroes it; Gaussian dropout's fixed alpha
+    is p / (1 - p) (Srivastava et al.'s equivalence), at p = 0.2 and 0.5."""
+    x = jnp.arange(1.0, 6.0)[None].repeat(400, 0)  # 400 examples of [1..5]: 5 inputs, 5 outputs
+    layer = NoisyDense(5, 5, "binary", 0.2, rngs=nnx.Rngs(0))
+    layer.kernel[...] = jnp.eye(5)
+    out = np.asarray(layer(x, train=True, rngs=nnx.Rngs(dropout=1)))
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], (np.asarray(x) / 0.8)[kept], rtol=1e-6)
+    assert 0.7 < kept.mean() < 0.9  # keeps 1 - p
+    np.testing.assert_allclose(layer(x, train=False), x, rtol=1e-6)  # evaluation: no noise, no scale
+    for p, alpha in ((0.2, 0.25), (0.5, 1.0)):
+        assert float(NoisyDense(5, 3, "gaussian_a", p, rngs=nnx.Rngs(0)).alpha()) == pytest.approx(alpha)
+        assert float(NoisyDense(5, 3, "gaussian_b", p, rngs=nnx.Rngs(0)).alpha()) == pytest.approx(alpha)
+
+
+def test_the_cifar_convnet_is_the_papers_shape_for_any_image_size_and_width():
+    """Two 3x3 stride-2 convs of 32k and 64k maps ('SAME': ceil(h/4) x ceil(w/4) left), dense
+    layers of 128k, 128k and the classes; input p 0.5, hidden p 0.5 by default. An image of
+    13 x 10 (odd, unequal) and k = 2 tell every size apart."""
+    from repro.models.vardrop import DropoutConvNet
+
+    net = DropoutConvNet((13, 10, 3), 7, k=2, dropout="binary", rngs=nnx.Rngs(0))
+    assert [c.kernel[...].shape for c in net.convs] == [(3, 3, 3, 64), (3, 3, 64, 128)]
+    assert [(c.strides, c.padding) for c in net.convs] == [(2, "SAME"), (2, "SAME")]
+    assert [d.kernel[...].shape for d in net.dense] == [(4 * 3 * 128, 256), (256, 256), (256, 7)]
+    assert [d.p for d in net.dense] == [0.5, 0.5, 0.5]
+    assert net(jnp.ones((2, 13, 10, 3))).shape == (2, 7)
+    default = DropoutConvNet((8, 8, 3), 10, rngs=nnx.Rngs(0))
+    assert [d.kernel[...].shape for d in default.dense] == [(2 * 2 * 64, 128), (128, 128), (128, 10)]
