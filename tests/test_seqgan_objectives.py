@@ -28,15 +28,15 @@ def place_value(tokens):  # a score that tells every sequence apart, and weighs 
 
 
 class MarkDiscriminator:
-    """Logits (fake, real) = (-3, 3) for an all-MARK sequence, (3, -3) otherwise; l2() = 2.5."""
+    """Logits (fake, real) = (-3, 3) for an all-MARK sequence, (1, -1) otherwise; l2() = 2.5."""
 
     def __init__(self):
         self.keys = []
 
     def __call__(self, tokens, dropout_key=None):
         self.keys.append(dropout_key)
-        real = 2.0 * (tokens == MARK).all(-1).astype(jnp.float32) - 1.0
-        return jnp.stack([-3.0 * real, 3.0 * real], -1)
+        real = (tokens == MARK).all(-1)
+        return jnp.stack([jnp.where(real, -3.0, 1.0), jnp.where(real, 3.0, -1.0)], -1)
 
     def l2(self):
         return jnp.float32(2.5)
@@ -101,7 +101,8 @@ def test_the_discriminator_step_labels_real_one_and_fake_zero_and_adds_the_l2_te
     real = jnp.full((4, LENGTH), MARK, jnp.int32)
     loss, metrics = objective.train_loss(model, {"tokens": real}, rngs=nnx.Rngs(dropout=jax.random.key(0)),
                                          phase="discriminator")
-    xent = math.log1p(math.exp(-6.0))  # every sequence told apart with a margin of 6
+    # Every sequence told apart: the 4 real ones with a margin of 6, as many fakes with a margin of 2.
+    xent = (math.log1p(math.exp(-6.0)) + math.log1p(math.exp(-2.0))) / 2
     assert float(metrics["d_accuracy"]) == 1.0
     assert float(metrics["d_xent"]) == pytest.approx(xent, rel=1e-4)  # float32's log1p(e^-6)
     assert float(loss) == pytest.approx(xent + 0.2 * 2.5, rel=1e-5)
@@ -136,6 +137,8 @@ def test_pg_bleu_defaults_are_the_papers_every_reference_bleu_4_smoothed():
     tokens = np.random.default_rng(3).integers(0, VOCAB, size=(30, 6)).astype(np.int32)
     pg = PolicyGradientBLEU(VOCAB, train_split={"tokens": tokens})
     assert pg.references == 30 and (pg.g_batch, pg.rollouts, pg.smoothing) == (64, 16, 0.1)
+    with pytest.raises(ValueError, match="reference_fraction=1.5"):
+        PolicyGradientBLEU(VOCAB, reference_fraction=1.5, train_split={"tokens": tokens})
     candidates = jnp.asarray(np.random.default_rng(4).integers(0, VOCAB, size=(12, 6)), jnp.int32)
     expected = bleu.sentence_bleu(bleu.ngram_table(tokens, VOCAB, 4), candidates, VOCAB, 0.1)
     np.testing.assert_allclose(pg.reward(candidates), expected, rtol=1e-6)

@@ -50,8 +50,9 @@ def test_local_reparameterization_matches_explicit_weight_sampling():
     keys = jax.random.split(k[3], draws)
     local = jax.jit(jax.vmap(lambda kk: _sample_b(x, w, alpha, kk, "local")))(keys)
     weights = jax.jit(jax.vmap(lambda kk: _sample_b(x, w, alpha, kk, "shared")))(keys)
+    per_example = jax.jit(jax.vmap(lambda kk: _sample_b(x, w, alpha, kk, "per_example")))(keys)
     mean, var = x @ w, (x * x) @ (alpha * w * w)
-    for samples in (local, weights):
+    for samples in (local, weights, per_example):
         # Mean within 5 standard errors; variance within 5% (its s.e. is sqrt(2/20000) = 1%).
         np.testing.assert_allclose(samples.mean(0), mean, atol=float(5 * jnp.sqrt(var.max() / draws)))
         np.testing.assert_allclose(samples.var(0), var, rtol=0.05)
@@ -310,3 +311,10 @@ def test_the_cifar_convnet_is_the_papers_shape_for_any_image_size_and_width():
     assert net(jnp.ones((2, 13, 10, 3))).shape == (2, 7)
     default = DropoutConvNet((8, 8, 3), 10, rngs=nnx.Rngs(0))
     assert [d.kernel[...].shape for d in default.dense] == [(2 * 2 * 64, 128), (128, 128), (128, 10)]
+
+
+def test_the_mnist_nets_defaults_are_srivastavas():
+    """Three hidden layers, input p 0.2, hidden p 0.5, the KL divided by MNIST's 60,000."""
+    net = DropoutMLP(784, 50, 10, dropout="variational_a", rngs=nnx.Rngs(0))
+    assert [d.kernel[...].shape for d in net.dense] == [(784, 50), (50, 50), (50, 50), (50, 10)]
+    assert [d.p for d in net.dense] == [0.2, 0.5, 0.5, 0.5] and net.num_train == 60000
