@@ -292,6 +292,7 @@ def test_fixed_rate_layers_drop_and_scale_by_hand_and_their_alpha_is_p_over_one_
     np.testing.assert_allclose(out[kept], (np.asarray(x) / 0.8)[kept], rtol=1e-6)
     assert 0.7 < kept.mean() < 0.9  # keeps 1 - p
     np.testing.assert_allclose(layer(x, train=False), x, rtol=1e-6)  # evaluation: no noise, no scale
+    np.testing.assert_allclose(layer(x), x, rtol=1e-6)  # ... which is the default
     for p, alpha in ((0.2, 0.25), (0.5, 1.0)):
         assert float(NoisyDense(5, 3, "gaussian_a", p, rngs=nnx.Rngs(0)).alpha()) == pytest.approx(alpha)
         assert float(NoisyDense(5, 3, "gaussian_b", p, rngs=nnx.Rngs(0)).alpha()) == pytest.approx(alpha)
@@ -318,3 +319,31 @@ def test_the_mnist_nets_defaults_are_srivastavas():
     net = DropoutMLP(784, 50, 10, dropout="variational_a", rngs=nnx.Rngs(0))
     assert [d.kernel[...].shape for d in net.dense] == [(784, 50), (50, 50), (50, 50), (50, 10)]
     assert [d.p for d in net.dense] == [0.2, 0.5, 0.5, 0.5] and net.num_train == 60000
+
+
+def test_gaussian_a_multiplies_each_input_by_one_plus_sqrt_alpha_noise():
+    """Moments over 20,000 draws: mean x w + b, variance alpha (x^2)(w^2) (inputs 20, outputs 6)."""
+    k = jax.random.split(jax.random.key(5), 3)
+    x = jax.random.normal(k[0], (3, 20))
+    layer = NoisyDense(20, 6, "gaussian_a", 0.2, rngs=nnx.Rngs(0))  # alpha 0.25
+    layer.kernel[...] = jax.random.normal(k[1], (20, 6)) * 0.3
+    layer.bias[...] = jnp.arange(6.0)
+    w, b = layer.kernel[...], layer.bias[...]
+    draws = jax.jit(jax.vmap(lambda kk: layer(x, train=True, rngs=nnx.Rngs(dropout=kk))))(
+        jax.random.split(k[2], 20_000))
+    mean, var = x @ w + b, 0.25 * (x * x) @ (w * w)
+    np.testing.assert_allclose(draws.mean(0), mean, atol=float(5 * jnp.sqrt(var.max() / 20_000)))
+    np.testing.assert_allclose(draws.var(0), var, rtol=0.05)
+
+
+def test_the_mlp_evaluates_as_its_layers_chained_by_hand_relu_between_none_after():
+    net = DropoutMLP(12, [7, 5], 3, dropout="gaussian_b", num_layers=2, rngs=nnx.Rngs(1))
+    for i, layer in enumerate(net.dense):
+        layer.bias[...] = jnp.linspace(-1.0, 1.0, layer.bias[...].shape[0]) * (i + 1)
+    x = jax.random.normal(jax.random.key(2), (4, 3, 4, 1))
+    h = np.asarray(x).reshape(4, 12)
+    for i, layer in enumerate(net.dense):
+        h = h @ np.asarray(layer.kernel[...]) + np.asarray(layer.bias[...])
+        h = np.maximum(h, 0.0) if i < 2 else h
+    assert (h < 0).any()  # logits a ReLU would have cut
+    np.testing.assert_allclose(net(x), h, rtol=1e-5, atol=1e-6)
