@@ -286,13 +286,13 @@ def test_fixed_rate_layers_drop_and_scale_by_hand_and_their_alpha_is_p_over_one_
     is p / (1 - p) (Srivastava et al.'s equivalence), at p = 0.2 and 0.5."""
     x = jnp.arange(1.0, 6.0)[None].repeat(400, 0)  # 400 examples of [1..5]: 5 inputs, 5 outputs
     layer = NoisyDense(5, 5, "binary", 0.2, rngs=nnx.Rngs(0))
-    layer.kernel[...] = jnp.eye(5)
-    out = np.asarray(layer(x, train=True, rngs=nnx.Rngs(dropout=1)))
+    layer.kernel[...], layer.bias[...] = jnp.eye(5), jnp.full(5, 0.25)
+    out = np.asarray(layer(x, train=True, rngs=nnx.Rngs(dropout=1))) - 0.25
     kept = out != 0
     np.testing.assert_allclose(out[kept], (np.asarray(x) / 0.8)[kept], rtol=1e-6)
     assert 0.7 < kept.mean() < 0.9  # keeps 1 - p
-    np.testing.assert_allclose(layer(x, train=False), x, rtol=1e-6)  # evaluation: no noise, no scale
-    np.testing.assert_allclose(layer(x), x, rtol=1e-6)  # ... which is the default
+    np.testing.assert_allclose(layer(x, train=False), x + 0.25, rtol=1e-6)  # evaluation: no noise, no scale
+    np.testing.assert_allclose(layer(x), x + 0.25, rtol=1e-6)  # ... which is the default
     for p, alpha in ((0.2, 0.25), (0.5, 1.0)):
         assert float(NoisyDense(5, 3, "gaussian_a", p, rngs=nnx.Rngs(0)).alpha()) == pytest.approx(alpha)
         assert float(NoisyDense(5, 3, "gaussian_b", p, rngs=nnx.Rngs(0)).alpha()) == pytest.approx(alpha)
