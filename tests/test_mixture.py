@@ -236,3 +236,21 @@ def test_the_negative_elbo_is_minus_log_lik_minus_log_prior_plus_log_q_by_hand()
     log_lik = (pixels * np.log(p) + (1 - pixels) * np.log1p(-p)).sum(-1)
     np.testing.assert_allclose(out["neg_elbo_nats"], -(log_lik + log_prior - log_q), rtol=1e-4)
     np.testing.assert_allclose(out["loss"], out["neg_elbo_nats"], rtol=1e-6)
+
+
+def test_log_prob_is_the_mixture_density_by_hand_over_two_batch_axes():
+    """log q(x) = log sum_k pi_k prod_d N(x_d; mu_kd, sigma_kd), with batch axes 2 x 3, K = 4
+    components and D = 5 dimensions (every axis differs), against scipy."""
+    from scipy.special import logsumexp, softmax
+
+    keys = jax.random.split(jax.random.key(11), 4)
+    x = jax.random.normal(keys[0], (2, 3, 5))
+    logits = jax.random.normal(keys[1], (2, 3, 4))
+    means = jax.random.normal(keys[2], (2, 3, 4, 5))
+    log_scales = 0.3 * jax.random.normal(keys[3], (2, 3, 4, 5))
+    got = mixture.log_prob(x, logits, means, log_scales)
+    xs, ms, ss = (np.asarray(a, np.float64) for a in (x, means, jnp.exp(log_scales)))
+    per_component = stats.norm.logpdf(xs[:, :, None, :], ms, ss).sum(-1)
+    expected = logsumexp(np.log(softmax(np.asarray(logits, np.float64), -1)) + per_component, axis=-1)
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
