@@ -224,6 +224,9 @@ def test_the_negative_elbo_is_minus_log_lik_minus_log_prior_plus_log_q_by_hand()
     np.testing.assert_array_equal(out["neg_elbo_nats"], again["neg_elbo_nats"])
     other = MixtureELBO("implicit", eval_seed=8).per_example(model, {"image": x}, train=False)
     assert not np.allclose(other["neg_elbo_nats"], out["neg_elbo_nats"])
+    default = MixtureELBO().per_example(model, {"image": x}, train=False)  # the committed runs' seed, 0
+    zero = MixtureELBO("implicit", eval_seed=0).per_example(model, {"image": x}, train=False)
+    np.testing.assert_array_equal(default["neg_elbo_nats"], zero["neg_elbo_nats"])
 
     logits, means, log_scales = (np.asarray(a, np.float64) for a in model.posterior(x))
     z = np.asarray(mixture.sample(jax.random.key(7), *model.posterior(x)), np.float64)  # [3, 3]
