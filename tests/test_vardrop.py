@@ -312,6 +312,7 @@ def test_the_cifar_convnet_is_the_papers_shape_for_any_image_size_and_width():
     assert net(jnp.ones((2, 13, 10, 3))).shape == (2, 7)
     default = DropoutConvNet((8, 8, 3), 10, rngs=nnx.Rngs(0))
     assert [d.kernel[...].shape for d in default.dense] == [(2 * 2 * 64, 128), (128, 128), (128, 10)]
+    assert default.num_train == 50000  # CIFAR-10's training set: the KL is divided by it
 
 
 def test_the_mnist_nets_defaults_are_srivastavas():
