@@ -70,7 +70,7 @@ def test_a_hand_computed_triplet_loss():
 
 
 def test_random_mining_draws_every_negative_and_never_a_positive():
-    labels = jnp.array([0, 0, 1, 1, 2, 2])
+    labels = jnp.array([0, 0, 0, 1, 1, 2])  # unequal identities: 3, 4 or 5 negatives per anchor
     d = jnp.arange(36, dtype=jnp.float32).reshape(6, 6)  # distinct values name the column
     seen = set()
     for s in range(200):
@@ -80,6 +80,36 @@ def test_random_mining_draws_every_negative_and_never_a_positive():
             assert all(labels[c] != labels[a] for c in columns[a])
             seen.update((a, c) for c in columns[a])
     assert seen == {(a, n) for a in range(6) for n in range(6) if labels[a] != labels[n]}
+
+
+def test_the_logged_triplet_metrics_by_hand_and_semihard_at_its_boundary():
+    """5 photos of 2 identities in 3 dimensions (batch != dimension), hardest mining, margin 2 (one
+    hinge exactly 0, six of eight active):
+    loss, active share, mean d_ap and d_an over the 8 anchor-positive pairs, and the spread, from
+    the squared distances by hand. Then a negative exactly as far as the positive is not 'farther'
+    for semi-hard mining (d_an > d_ap), so the next one is chosen."""
+    e = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]])
+    labels = np.array([0, 0, 1, 1, 1])
+    d = ((e[:, None] - e[None]) ** 2).sum(-1)
+    pairs = [(a, p) for a in range(5) for p in range(5) if a != p and labels[a] == labels[p]]
+    d_an = {a: min(d[a, n] for n in range(5) if labels[n] != labels[a]) for a in range(5)}
+    hinge = [max(d[a, p] - d_an[a] + 2.0, 0.0) for a, p in pairs]
+    loss, metrics = triplets.TripletLoss(margin=2.0, mining="hardest").train_loss(
+        lambda x, train, rngs=None: x, {"image": jnp.asarray(e, jnp.float32), "label": jnp.asarray(labels)})
+    assert len(pairs) == 8 and sum(h > 0 for h in hinge) == 6 and 0.0 in hinge
+    np.testing.assert_allclose(float(loss), np.mean(hinge), rtol=1e-6)
+    np.testing.assert_allclose(float(metrics["active_triplets"]), np.mean([h > 0 for h in hinge]), rtol=1e-6)
+    np.testing.assert_allclose(float(metrics["positive_distance"]), np.mean([d[a, p] for a, p in pairs]),
+                               rtol=1e-6)
+    np.testing.assert_allclose(float(metrics["negative_distance"]), np.mean([d_an[a] for a, _ in pairs]),
+                               rtol=1e-6)
+    np.testing.assert_allclose(float(metrics["spread"]), ((e - e.mean(0)) ** 2).sum(-1).mean(), rtol=1e-6)
+
+    # anchor (0,0), positive (1,0): d_ap 1; negatives at d 1 (equal: not farther) and d 4.
+    boundary = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 2.0]])
+    sq = triplets.squared_distances(boundary)
+    chosen = triplets.chosen_negative_distance(sq, jnp.array([0, 0, 1, 1]), "semihard")
+    assert float(chosen[0, 1]) == 4.0
 
 
 def test_unknown_mining_and_a_bad_margin_are_refused():

@@ -136,12 +136,14 @@ def test_edge_cases_give_finite_values_and_gradients(case):
     assert all(np.all(np.isfinite(np.asarray(g))) for g in grads)
 
 
-@pytest.mark.parametrize("estimator, leave_one_out", [("score", True), ("score_no_baseline", False)])
+@pytest.mark.parametrize("estimator, leave_one_out, batch", [
+    ("score", True, 5), ("score", True, 2), ("score", True, 1), ("score_no_baseline", False, 5)])
 def test_the_score_estimator_weighs_each_grad_log_q_by_its_bound_less_the_others_mean(estimator,
-                                                                                       leave_one_out):
+                                                                                       leave_one_out, batch):
     # Encoder gradient of the batch's loss = sum_i (1 + f_i - b_i) grad log q(z_i|x_i): the 1 is the
-    # bound's own log q term (z held fixed), b_i the mean bound of the *other* images (or 0).
-    x = (jax.random.uniform(jax.random.key(0), (5, 2, 3, 1)) < 0.5).astype(jnp.float32)
+    # bound's own log q term (z held fixed), b_i the mean bound of the *other* images (or 0; a
+    # batch of one has no other image: b = 0).
+    x = (jax.random.uniform(jax.random.key(0), (batch, 2, 3, 1)) < 0.5).astype(jnp.float32)
     model = MixtureVAE(6, hidden=4, latent=2, components=3, rngs=nnx.Rngs(0))
     objective, key = MixtureELBO(estimator), jax.random.key(1)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -153,7 +155,7 @@ def test_the_score_estimator_weighs_each_grad_log_q_by_its_bound_less_the_others
     out = per_example(params)
     np.testing.assert_allclose(out["loss"], out["neg_elbo_nats"], rtol=1e-6)  # the surrogate adds 0
     f = np.asarray(out["neg_elbo_nats"], np.float64)
-    b = (f.sum() - f) / (len(f) - 1) if leave_one_out else np.zeros_like(f)
+    b = (f.sum() - f) / max(len(f) - 1, 1) if leave_one_out else np.zeros_like(f)
     z = mixture.sample(nnx.Rngs(dropout=key).dropout(), *model.posterior(x))  # the objective's draw
     jac = jax.jacrev(lambda p: mixture.log_prob(z, *nnx.merge(graphdef, p, rest).posterior(x)))(params)
     grads = jax.grad(lambda p: per_example(p)["loss"].sum())(params)

@@ -322,11 +322,13 @@ def test_the_mnist_nets_defaults_are_srivastavas():
     assert [d.p for d in net.dense] == [0.2, 0.5, 0.5, 0.5] and net.num_train == 60000
 
 
-def test_gaussian_a_multiplies_each_input_by_one_plus_sqrt_alpha_noise():
-    """Moments over 20,000 draws: mean x w + b, variance alpha (x^2)(w^2) (inputs 20, outputs 6)."""
+@pytest.mark.parametrize("method", ["gaussian_a", "gaussian_b", "variational_b"])
+def test_gaussian_layers_in_training_have_mean_x_w_plus_b_and_variance_alpha_x2_w2(method):
+    """Moments over 20,000 draws (inputs 20, outputs 6, alpha 0.25): A multiplies each input by
+    1 + sqrt(alpha) eps, B each weight; both give mean x w + b and variance alpha (x^2)(w^2)."""
     k = jax.random.split(jax.random.key(5), 3)
     x = jax.random.normal(k[0], (3, 20))
-    layer = NoisyDense(20, 6, "gaussian_a", 0.2, rngs=nnx.Rngs(0))  # alpha 0.25
+    layer = NoisyDense(20, 6, method, 0.2, rngs=nnx.Rngs(0))  # alpha 0.25
     layer.kernel[...] = jax.random.normal(k[1], (20, 6)) * 0.3
     layer.bias[...] = jnp.arange(6.0)
     w, b = layer.kernel[...], layer.bias[...]
