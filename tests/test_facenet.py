@@ -112,6 +112,39 @@ def test_the_logged_triplet_metrics_by_hand_and_semihard_at_its_boundary():
     assert float(chosen[0, 1]) == 4.0
 
 
+def test_the_training_loss_edges_defaults_padding_a_batch_without_pairs_and_random_mining():
+    """Training mode reaches the model; the paper's margin 0.2 and semi-hard mining by default; a
+    batch of distinct identities has no pair and a loss of 0, not NaN; random mining draws its key
+    from rngs (the same key, the same loss); the spread of an evaluation batch counts only its
+    real examples, also when there is one."""
+    from flax import nnx
+
+    e = jnp.asarray(unit_embeddings(6, 3, seed=2), jnp.float32)
+    labels = jnp.array([0, 0, 1, 1, 2, 2])
+    objective = triplets.TripletLoss()
+    assert (objective.margin, objective.mining) == (0.2, "semihard")
+    doubled, _ = objective.train_loss(lambda x, train, rngs=None: x * (2.0 if train else 1.0),
+                                      {"image": e, "label": labels})
+    by_hand, _ = objective.train_loss(lambda x, train, rngs=None: 2.0 * x, {"image": e, "label": labels})
+    assert float(doubled) == float(by_hand)
+    alone, metrics = objective.train_loss(lambda x, train, rngs=None: x, {"image": e, "label": jnp.arange(6)})
+    assert float(alone) == 0.0 and float(metrics["positive_distance"]) == 0.0
+    random = triplets.TripletLoss(mining="random")
+    identity, batch = (lambda x, train, rngs=None: x), {"image": e, "label": labels}
+    first, _ = random.train_loss(identity, batch, rngs=nnx.Rngs(3))
+    again, _ = random.train_loss(identity, batch, rngs=nnx.Rngs(3))
+    assert np.isfinite(float(first)) and float(first) == float(again)
+
+    padded = jnp.concatenate([e[:3], jnp.full((2, 3), 50.0)])  # 3 real examples, 2 of padding
+    mask = jnp.array([1.0, 1.0, 1.0, 0.0, 0.0])
+    out = objective.per_example(identity, {"image": padded, "batch_mask": mask}, train=False)
+    real = np.asarray(e[:3])
+    np.testing.assert_allclose(np.asarray(out["spread"])[:3], ((real - real.mean(0)) ** 2).sum(-1),
+                               rtol=1e-5)
+    one = objective.per_example(identity, {"image": padded, "batch_mask": mask.at[1:].set(0)}, train=False)
+    assert float(one["spread"][0]) == 0.0  # a lone example is its own mean
+
+
 def test_unknown_mining_and_a_bad_margin_are_refused():
     with pytest.raises(ValueError, match="objective.mining='hard'; known: semihard, hardest, random"):
         triplets.TripletLoss(mining="hard")
