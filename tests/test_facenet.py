@@ -145,6 +145,22 @@ def test_the_training_loss_edges_defaults_padding_a_batch_without_pairs_and_rand
     assert float(one["spread"][0]) == 0.0  # a lone example is its own mean
 
 
+def test_squared_distances_are_clamped_at_zero_where_float32_rounds_below_it():
+    """||a||^2 + ||b||^2 - 2 a.b of a repeated embedding can round to -6e-8 in float32: the
+    distance must still be exactly 0 (never negative), and the others as computed directly."""
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        e = jnp.asarray(np.repeat(rng.normal(size=(1, 3)), 2, 0), jnp.float32)
+        sq = (e * e).sum(-1)
+        if float((sq[:, None] + sq[None, :] - 2.0 * e @ e.T).min()) < 0:
+            break
+    else:
+        raise AssertionError("no embedding rounded below zero")
+    assert float(triplets.squared_distances(e).min()) == 0.0
+    e3 = jnp.asarray([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0]])  # 2 photos in 3 dimensions
+    np.testing.assert_allclose(triplets.squared_distances(e3), [[0.0, 11.0], [11.0, 0.0]], atol=1e-6)
+
+
 def test_unknown_mining_and_a_bad_margin_are_refused():
     with pytest.raises(ValueError, match="objective.mining='hard'; known: semihard, hardest, random"):
         triplets.TripletLoss(mining="hard")
