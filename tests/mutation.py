@@ -66,12 +66,16 @@ def _retry_survivors(session: Path, module: dict, clone: Path) -> int:
         return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
 
 
+def _test_command(module: dict) -> list[str]:
+    """The command that judges every mutant of `module`, and its clone's unmutated baseline."""
+    return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *module["tests"]]
+
+
 def _session_config(module: dict, common: dict) -> str:
-    tests = " ".join(module["tests"])
     quoted = ", ".join(f'"{p}"' for p in common.get("exclude-operators", []))
     return (f'[cosmic-ray]\nmodule-path = "{module["path"]}"\ntimeout = {module.get("timeout", 300.0)}\n'
             f'excluded-modules = []\n'
-            f'test-command = "{sys.executable} -m pytest -x -q -p no:cacheprovider {tests}"\n\n'
+            f'test-command = "{" ".join(_test_command(module))}"\n\n'
             f'[cosmic-ray.distributor]\nname = "local"\n\n'
             f'[cosmic-ray.filters.operators-filter]\nexclude-operators = [{quoted}]\n')
 
@@ -88,9 +92,8 @@ def _with_compilation_cache(env) -> dict:
 def _check_baseline(module: dict, clone: Path) -> None:
     """The module's tests must pass on the clone before any mutant: a test that is missing there
     (added after the session began) or failing would count every mutant as killed."""
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *module["tests"]]
-    done = subprocess.run(command, cwd=clone, env=_with_compilation_cache(os.environ), capture_output=True,
-                          text=True)
+    done = subprocess.run(_test_command(module), cwd=clone, env=_with_compilation_cache(os.environ),
+                          capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"error: the tests of {module['path']} do not pass unmutated in its clone at "
                          f"{_head(clone)[:7]} (a test added since? start over with --fresh):\n"

@@ -12,6 +12,7 @@ from conftest import REAL_DATA, needs_real_mnist
 from flax import nnx
 from scipy import stats
 from scipy.optimize import brentq
+from scipy.special import expit, logsumexp, softmax
 
 from experiments.mixture_backprop import mixture
 from experiments.mixture_backprop.checks import objectives, per_sample_gradients, random_mixture
@@ -213,10 +214,17 @@ def test_the_experiment_runs_on_real_binarized_mnist_with_its_probe(tmp_path):
     assert 0.0 < checks["probe/within_4se"] <= 1.0
 
 
+def mixture_log_q_by_hand(x, logits, means, log_scales):
+    """log sum_k pi_k prod_d N(x_d; mu_kd, sigma_kd) in float64 with scipy: x [..., D], logits
+    [..., K], means and log scales [..., K, D]."""
+    x, logits, means, scales = (np.asarray(a, np.float64) for a in (x, logits, means, np.exp(log_scales)))
+    per_component = stats.norm.logpdf(x[..., None, :], means, scales).sum(-1)
+    return logsumexp(np.log(softmax(logits, -1)) + per_component, axis=-1)
+
+
 def test_the_negative_elbo_is_minus_log_lik_minus_log_prior_plus_log_q_by_hand():
     """Batch 3, 8 pixels (2 x 4), 2 components, 3 latent dimensions, hidden 5: every axis differs.
     Evaluation (no rngs) draws z with the objective's fixed eval_seed: the same bound every time."""
-    from scipy.special import expit, logsumexp, softmax
 
     x = (jax.random.uniform(jax.random.key(4), (3, 2, 4, 1)) < 0.4).astype(jnp.float32)
     model = MixtureVAE(8, hidden=5, latent=3, components=2, rngs=nnx.Rngs(1))
@@ -230,11 +238,9 @@ def test_the_negative_elbo_is_minus_log_lik_minus_log_prior_plus_log_q_by_hand()
     zero = MixtureELBO("implicit", eval_seed=0).per_example(model, {"image": x}, train=False)
     np.testing.assert_array_equal(default["neg_elbo_nats"], zero["neg_elbo_nats"])
 
-    logits, means, log_scales = (np.asarray(a, np.float64) for a in model.posterior(x))
     z = np.asarray(mixture.sample(jax.random.key(7), *model.posterior(x)), np.float64)  # [3, 3]
     assert z.shape == (3, 3)
-    log_q = logsumexp(np.log(softmax(logits, -1))
-                      + stats.norm.logpdf(z[:, None, :], means, np.exp(log_scales)).sum(-1), axis=-1)
+    log_q = mixture_log_q_by_hand(z, *model.posterior(x))
     log_prior = stats.norm.logpdf(z).sum(-1)
     p = expit(np.asarray(model.decode(jnp.asarray(z, jnp.float32)), np.float64))
     pixels = np.asarray(x, np.float64).reshape(3, 8)
@@ -246,7 +252,6 @@ def test_the_negative_elbo_is_minus_log_lik_minus_log_prior_plus_log_q_by_hand()
 def test_log_prob_is_the_mixture_density_by_hand_over_two_batch_axes():
     """log q(x) = log sum_k pi_k prod_d N(x_d; mu_kd, sigma_kd), with batch axes 2 x 3, K = 4
     components and D = 5 dimensions (every axis differs), against scipy."""
-    from scipy.special import logsumexp, softmax
 
     keys = jax.random.split(jax.random.key(11), 4)
     x = jax.random.normal(keys[0], (2, 3, 5))
@@ -254,8 +259,5 @@ def test_log_prob_is_the_mixture_density_by_hand_over_two_batch_axes():
     means = jax.random.normal(keys[2], (2, 3, 4, 5))
     log_scales = 0.3 * jax.random.normal(keys[3], (2, 3, 4, 5))
     got = mixture.log_prob(x, logits, means, log_scales)
-    xs, ms, ss = (np.asarray(a, np.float64) for a in (x, means, jnp.exp(log_scales)))
-    per_component = stats.norm.logpdf(xs[:, :, None, :], ms, ss).sum(-1)
-    expected = logsumexp(np.log(softmax(np.asarray(logits, np.float64), -1)) + per_component, axis=-1)
     assert got.shape == (2, 3)
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(got, mixture_log_q_by_hand(x, logits, means, log_scales), rtol=1e-5)

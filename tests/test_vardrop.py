@@ -22,6 +22,14 @@ from repro.models.vardrop import METHODS, DropoutMLP, NoisyDense, _sample_b, neg
 from repro.run import build_trainer, run
 
 
+def assert_gaussian_moments(samples, mean, var):
+    """Draws along axis 0 have this mean (within 5 standard errors of the largest variance) and
+    variance (within 5%: its standard error is sqrt(2 / draws), 1% at 20,000 draws)."""
+    draws = samples.shape[0]
+    np.testing.assert_allclose(samples.mean(0), mean, atol=float(5 * jnp.sqrt(var.max() / draws)))
+    np.testing.assert_allclose(samples.var(0), var, rtol=0.05)
+
+
 def test_kl_approximation_matches_monte_carlo_up_to_a_constant():
     # For q = N(theta, alpha theta^2) and the log-uniform prior,
     # -KL = const + 0.5 log alpha - E log|1 + sqrt(alpha) eps|; compare differences to alpha=1.
@@ -53,9 +61,7 @@ def test_local_reparameterization_matches_explicit_weight_sampling():
     per_example = jax.jit(jax.vmap(lambda kk: _sample_b(x, w, alpha, kk, "per_example")))(keys)
     mean, var = x @ w, (x * x) @ (alpha * w * w)
     for samples in (local, weights, per_example):
-        # Mean within 5 standard errors; variance within 5% (its s.e. is sqrt(2/20000) = 1%).
-        np.testing.assert_allclose(samples.mean(0), mean, atol=float(5 * jnp.sqrt(var.max() / draws)))
-        np.testing.assert_allclose(samples.var(0), var, rtol=0.05)
+        assert_gaussian_moments(samples, mean, var)
 
 
 def test_variance_weights_gradient_equals_autodiff():
@@ -335,8 +341,7 @@ def test_gaussian_layers_in_training_have_mean_x_w_plus_b_and_variance_alpha_x2_
     draws = jax.jit(jax.vmap(lambda kk: layer(x, train=True, rngs=nnx.Rngs(dropout=kk))))(
         jax.random.split(k[2], 20_000))
     mean, var = x @ w + b, 0.25 * (x * x) @ (w * w)
-    np.testing.assert_allclose(draws.mean(0), mean, atol=float(5 * jnp.sqrt(var.max() / 20_000)))
-    np.testing.assert_allclose(draws.var(0), var, rtol=0.05)
+    assert_gaussian_moments(draws, mean, var)
 
 
 def test_the_mlp_evaluates_as_its_layers_chained_by_hand_relu_between_none_after():
