@@ -72,6 +72,37 @@ def test_l0_clips_before_it_spends_its_budget_and_the_other_norms_project_before
     np.testing.assert_allclose(np.asarray(l2 - x), [[0.0, *along[0, 1:]]], rtol=1e-5)
 
 
+@pytest.mark.parametrize("norm", ["l2", "linf", "l0"])
+def test_an_example_with_no_gradient_stays_put_without_nans_beside_one_that_moves(norm):
+    w = jnp.stack([jnp.zeros(6), jnp.linspace(-1.0, 1.0, 6)])  # example 0: a flat loss
+    x = jnp.full((2, 6), 0.5)
+    eps = 2.0 if norm == "l0" else 0.3
+    adv = np.asarray(attacks.pgd(_linear_loss(w), x, jnp.zeros(2, jnp.int32), eps=eps, step_size=0.1, steps=3,
+                                 norm=norm))
+    assert np.all(np.isfinite(adv))
+    np.testing.assert_array_equal(adv[0], np.asarray(x[0]))
+    assert np.abs(adv[1] - 0.5).max() > 0.05
+
+
+def test_an_l0_budget_that_is_not_a_whole_number_of_coordinates_is_refused_naming_the_range():
+    delta = jnp.ones((2, 3, 4))  # 12 coordinates per example
+    for eps in (2.5, 13, -1):
+        with pytest.raises(ValueError, match=rf"whole number of coordinates in 0\.\.12, got {eps}"):
+            attacks.project(delta, eps, "l0")
+    np.testing.assert_array_equal(attacks.project(delta, 12, "l0"), delta)
+
+
+def test_attack_split_shows_a_progress_bar_unless_told_not_to(capsys):
+    model = _linear_model(jax.random.key(3))
+    x, y = np.zeros((5, 20), np.float32), np.zeros(5, np.int32)
+    args = {"loss": attacks.cross_entropy(model), "images": x, "labels": y, "chunk": 2, "eps": 0.5,
+            "step_size": 0.1, "steps": 1}
+    attacks.attack_split(desc="PGD test", progress=False, **args)
+    assert "PGD test" not in capsys.readouterr().err
+    attacks.attack_split(desc="PGD test", **args)
+    assert "PGD test" in capsys.readouterr().err
+
+
 def test_the_attacked_model_sees_pixels_in_0_255_units():
     from repro.data.transforms import Normalize, Transforms
 

@@ -94,15 +94,19 @@ def test_a_projection_leaves_points_in_the_ball_alone_and_moves_the_others_onto_
 
 
 @FAST
-@given(deltas, st.integers(0, 12))
-def test_an_l0_projection_keeps_exactly_the_k_largest_changes(row, k):
-    delta = jnp.asarray(row, jnp.float32).reshape(1, 12)
-    out = np.asarray(project(delta, k, "l0"))[0]
-    before = np.asarray(delta)[0]
+@given(st.lists(deltas, min_size=1, max_size=3), st.integers(0, 12))
+def test_an_l0_projection_keeps_exactly_the_k_largest_changes(rows, k):
+    """Of each example of a batch (1 to 3), on its own."""
+    delta = jnp.asarray(rows, jnp.float32).reshape(len(rows), 12)
+    out = np.asarray(project(delta, k, "l0"))
+    for before, after in zip(np.asarray(delta), out, strict=True):
+        _assert_keeps_the_k_largest(before, after, k)
+
+
+def _assert_keeps_the_k_largest(before, out, k):
     kept = np.flatnonzero(out)
-    assert len(kept) <= k and np.all(out[kept] == before[kept])  # kept values are the originals
-    if k < 12:  # nothing dropped is larger than anything kept
-        dropped = np.setdiff1d(np.arange(12), np.flatnonzero(out != 0))
-        assert np.count_nonzero(out) <= k
-        if len(kept):
-            assert np.abs(before[dropped]).max(initial=0) <= np.abs(before[kept]).min()
+    # exactly k changes stay (fewer only where fewer than k were made), each at its original value
+    assert len(kept) == min(k, np.count_nonzero(before)) and np.all(out[kept] == before[kept])
+    dropped = np.setdiff1d(np.arange(12), kept)
+    if len(kept):  # nothing dropped is larger than anything kept
+        assert np.abs(before[dropped]).max(initial=0) <= np.abs(before[kept]).min()
