@@ -103,10 +103,16 @@ def _check_baseline(module: dict, clone: Path) -> None:
 def _mark_equivalent(session: Path, module: dict, clone: Path) -> int:
     """Mark the config's equivalent mutants as skipped, their reason as the output; how many were
     marked. An entry names the operator, a piece of the source line it mutates and, where one line
-    has several mutants of that operator, which one (`nth`, from 0, in the line's order)."""
+    has several mutants of that operator, which one (`nth`, from 0, in the line's order). Marks made
+    before are dropped first: a mutant whose entry was corrected or removed runs again."""
+    import sqlite3
+
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
+    with sqlite3.connect(session) as raw:
+        raw.execute("DELETE FROM work_results WHERE worker_outcome = 'SKIPPED' "
+                    "AND output LIKE 'equivalent:%'")
     lines = (clone / module["path"]).read_text().splitlines()
     marked = 0
     with use_db(str(session), WorkDB.Mode.open) as db:
