@@ -89,7 +89,8 @@ def test_an_l0_budget_that_is_not_a_whole_number_of_coordinates_is_refused_namin
     for eps in (2.5, 13, -1):
         with pytest.raises(ValueError, match=rf"whole number of coordinates in 0\.\.12, got {eps}"):
             attacks.project(delta, eps, "l0")
-    np.testing.assert_array_equal(attacks.project(delta, 12, "l0"), delta)
+    np.testing.assert_array_equal(attacks.project(delta, 12, "l0"), delta)  # both ends are budgets
+    np.testing.assert_array_equal(attacks.project(delta, 0, "l0"), jnp.zeros_like(delta))
 
 
 def test_attack_split_shows_a_progress_bar_unless_told_not_to(capsys):
