@@ -41,10 +41,12 @@ def _linear_loss(w):
 
 @pytest.mark.parametrize("norm", ["l2", "linf", "l0"])
 @pytest.mark.parametrize("targeted", [True, False])
-def test_one_pgd_step_from_the_clean_image_is_its_norms_steepest_step(norm, targeted):
+@pytest.mark.parametrize("scale", [1e-3, 3.0])
+def test_one_pgd_step_from_the_clean_image_is_its_norms_steepest_step(norm, targeted, scale):
     # Images of 3 x 4 x 5 (every axis a different size), well inside [0, 1], a large budget:
-    # one step moves exactly by step_size along the gradient as the norm measures it.
-    w = jax.random.normal(jax.random.key(0), (3, 4, 5))
+    # one step moves exactly by step_size along the gradient as the norm measures it, whether the
+    # gradient is smaller or larger than 1.
+    w = scale * jax.random.normal(jax.random.key(0), (3, 4, 5))
     x = jnp.full((3, 4, 5), 0.5)
     adv = attacks.pgd(_linear_loss(w), x, jnp.zeros(3, jnp.int32), eps=20.0 if norm == "l0" else 10.0,
                       step_size=0.01, steps=1, norm=norm, targeted=targeted)
@@ -104,6 +106,37 @@ def test_attack_split_shows_a_progress_bar_unless_told_not_to(capsys):
     assert "PGD test" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("targeted", [True, False])
+def test_l0_steps_accumulate_on_the_k_coordinates_of_largest_gradient(targeted):
+    """A linear loss has the same gradient at every step, so 3 L0 steps of 0.05 inside the pixel
+    range move each example's 4 coordinates of largest |w| by 0.15 along the gradient's sign."""
+    w = jax.random.normal(jax.random.key(2), (2, 3, 5))
+    x = jnp.full((2, 3, 5), 0.5)
+    adv = attacks.pgd(_linear_loss(w), x, jnp.zeros(2, jnp.int32), eps=4, step_size=0.05, steps=3, norm="l0",
+                      targeted=targeted)
+    g = np.asarray(w).reshape(2, 15) * (-1.0 if targeted else 1.0)
+    expected = np.zeros_like(g)
+    for i, row in enumerate(g):
+        top = np.argsort(-np.abs(row))[:4]
+        expected[i, top] = 0.15 * row[top] / np.abs(row).max()
+    np.testing.assert_allclose(np.asarray(adv - x).reshape(2, 15), expected, atol=1e-6)
+
+
+def test_attack_split_traces_the_attack_once_for_a_split_whose_last_chunk_is_short(monkeypatch):
+    traced, pgd = [], attacks.pgd
+
+    def recording_pgd(loss, x, y, **kwargs):  # runs once per trace of the jitted attack
+        traced.append(x.shape)
+        return pgd(loss, x, y, **kwargs)
+
+    monkeypatch.setattr(attacks, "pgd", recording_pgd)
+    model = _linear_model(jax.random.key(3))
+    x, y = np.zeros((5, 20), np.float32), np.zeros(5, np.int32)
+    out = attacks.attack_split(attacks.cross_entropy(model), x, y, chunk=2, progress=False, eps=0.5,
+                               step_size=0.1, steps=1)
+    assert out.shape == (5, 20) and traced == [(2, 20)]
+
+
 def test_the_attacked_model_sees_pixels_in_0_255_units():
     from repro.data.transforms import Normalize, Transforms
 
@@ -111,6 +144,12 @@ def test_the_attacked_model_sees_pixels_in_0_255_units():
     logits = attacks.unit_range_logits(lambda image, train=False: image, pixels)
     x = jnp.linspace(0.0, 1.0, 12).reshape(2, 2, 3, 1)
     np.testing.assert_allclose(np.asarray(logits(x)), np.asarray(x), rtol=1e-6)
+    # the attack sees the evaluation path: no augmentation in the transforms, no dropout in the model
+    seen = []
+    transforms = lambda batch, train: seen.append(("transforms", train)) or batch  # noqa: E731
+    model = lambda image, train: seen.append(("model", train)) or image  # noqa: E731
+    np.testing.assert_array_equal(attacks.unit_range_logits(model, transforms)(x), x * 255.0)
+    assert seen == [("transforms", False), ("model", False)]
 
 
 def test_targeted_pgd_reaches_its_targets_on_a_trained_model():
