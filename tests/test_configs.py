@@ -245,9 +245,9 @@ def test_no_committed_run_is_orphaned_by_a_key_added_to_its_variant_since():
         stored = {}
         for variant in spec["variants"]:
             cfg = variant_config(spec, variant)
-            wanted = without_unhashed(to_dict(cfg))
+            wanted, current = without_unhashed(to_dict(cfg)), config_hash(cfg)
             for r in results:
-                if r.get("tag") != cfg.tag or r["config_hash"] == config_hash(cfg):
+                if r.get("tag") != cfg.tag or r["config_hash"] == current:
                     continue
                 if r["name"] not in stored:
                     stored[r["name"]] = OmegaConf.create(to_dict(from_stored(r["config"])))
