@@ -199,6 +199,43 @@ def test_best_threshold_and_ten_fold_accuracy_match_a_direct_search():
     np.testing.assert_allclose(se, np.std(expected, ddof=1) / np.sqrt(10))
 
 
+def test_best_threshold_at_its_edges_accept_nothing_midway_and_everything():
+    d = np.array([1.0, 2.0, 4.0])
+    # every pair different: accept nothing, below the smallest distance
+    t = verification.best_threshold(d, np.array([False, False, False]))
+    assert t < 1.0 and not (d <= t).any()
+    # accepting one pair is strictly best (accepting nothing ties accepting all at 2 of 3)
+    assert verification.best_threshold(d, np.array([True, False, True])) == 1.5
+    assert verification.best_threshold(d, np.array([True, False, False])) == 1.5
+    # every pair the same: accept all, the largest distance itself
+    assert verification.best_threshold(d, np.array([True, True, True])) == 4.0
+    # a tie between accepting nothing and accepting the first pair goes to the smaller threshold
+    t = verification.best_threshold(np.array([1.0, 2.0]), np.array([False, True]))
+    assert t < 1.0
+
+
+def test_verification_settings_are_the_papers_by_default_and_refused_at_their_edges():
+    v = verification.Verification()
+    assert (v.split, v.folds, v.per_fold, v.far, v.different, v.seed) == ("test", 10, 600, 1e-3, 200_000, 0)
+    h = verification.HeldOutCurves()
+    assert (h.split, h.different, h.seed, h.show) == ("test", 200_000, 0, 10)
+    assert h.fars == verification.FAR_GRID and len(h.fars) == 26 and 1e-3 in h.fars
+    assert h.fars[0] == 1e-5 and h.fars[-1] == 1.0
+    verification.Verification(folds=2)  # the smallest: one fold judged at the other's threshold
+    with pytest.raises(ValueError, match="folds=1"):
+        verification.Verification(folds=1)
+    verification.Verification(far=0.5, different=2)  # 2 x 0.5 = one false accept to measure
+    for far in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match=f"far={far}"):
+            verification.Verification(far=far)
+    with pytest.raises(ValueError, match="different=3 pairs cannot measure FAR=0.25: use at least 4"):
+        verification.Verification(far=0.25, different=3)
+    verification.HeldOutCurves(fars=(1e-5, 1.0), show=2)  # both ends of the rates, two identities
+    for fars, show in (((0.0,), 2), ((1.5,), 2), ((0.1,), 1)):
+        with pytest.raises(ValueError):
+            verification.HeldOutCurves(fars=fars, show=show)
+
+
 def test_val_at_far_counts_at_most_far_false_accepts():
     different = np.arange(1000, dtype=float)  # threshold at FAR 1e-2: 10 accepted -> d < 10
     assert verification.val_at_far(np.array([5.0, 9.5, 10.0, 50.0]), different, 1e-2) == 0.5
