@@ -275,6 +275,19 @@ def test_the_roc_passes_through_verification_and_a_perfect_embedding_is_perfect_
         verification.HeldOutCurves(fars=(0.0, 0.1))
 
 
+def test_the_verification_evaluators_embed_in_evaluation_mode():
+    calls = []
+
+    def model(image, train):
+        calls.append(train)
+        return image.reshape(len(image), -1)
+
+    batch = {"image": np.ones((3, 2, 2, 1), np.float32)}
+    for evaluator in (verification.Verification(), verification.HeldOutCurves()):
+        assert evaluator.predict(model, batch)["embedding"].shape == (3, 4)
+    assert calls == [False, False]
+
+
 def test_the_principal_plane_keeps_the_spread_and_does_not_flip():
     rng = np.random.default_rng(0)
     e = rng.normal(size=(50, 2)) * [5.0, 1.0] @ np.array([[0.6, 0.8], [-0.8, 0.6]])  # rotated ellipse
@@ -284,6 +297,12 @@ def test_the_principal_plane_keeps_the_spread_and_does_not_flip():
                                np.sort(np.linalg.svd(e - e.mean(0), compute_uv=False)[:2]))
     assert xy[:, 0].var() > 10 * xy[:, 1].var() and np.allclose(xy.mean(0), 0, atol=1e-9)
     np.testing.assert_allclose(verification.principal_plane(-e), xy)  # a mirrored run looks the same
+    # whatever sign the SVD picks, each axis's largest absolute coordinate comes out positive
+    for seed in range(6):
+        cloud = np.random.default_rng(seed).normal(size=(20, 4)) * [4.0, 2.0, 1.0, 0.5]
+        for points in (cloud, -cloud, cloud[:, ::-1]):
+            plane = verification.principal_plane(points)
+            assert (plane[np.abs(plane).argmax(0), [0, 1]] > 0).all()
 
 
 def test_identity_photos_are_deterministic_varied_and_sized():
