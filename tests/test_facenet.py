@@ -219,6 +219,7 @@ def test_verification_settings_are_the_papers_by_default_and_refused_at_their_ed
     assert (v.split, v.folds, v.per_fold, v.far, v.different, v.seed) == ("test", 10, 600, 1e-3, 200_000, 0)
     h = verification.HeldOutCurves()
     assert (h.split, h.different, h.seed, h.show) == ("test", 200_000, 0, 10)
+    assert h.final_only is True and not getattr(v, "final_only", False)  # Verification: every evaluation
     assert h.fars == verification.FAR_GRID and len(h.fars) == 26 and 1e-3 in h.fars
     assert h.fars[0] == 1e-5 and h.fars[-1] == 1.0
     verification.Verification(folds=2)  # the smallest: one fold judged at the other's threshold
@@ -234,6 +235,47 @@ def test_verification_settings_are_the_papers_by_default_and_refused_at_their_ed
     for fars, show in (((0.0,), 2), ((1.5,), 2), ((0.1,), 1)):
         with pytest.raises(ValueError):
             verification.HeldOutCurves(fars=fars, show=show)
+
+
+def test_the_pair_lists_are_the_committed_runs_and_use_identities_of_two_photos():
+    """The pairs every committed FaceNet number was measured on (numpy's seeded generator, pinned
+    in requirements.lock): a change here changes every verification number."""
+    labels = np.repeat(np.arange(4), 3)
+    first, second = verification.different_pairs(labels, 5, seed=1)
+    assert first.tolist() == [5, 6, 9, 0, 1] and second.tolist() == [10, 5, 3, 3, 4]
+    i, j, same, fold = verification.lfw_style_pairs(labels, 2, 4, seed=0)
+    assert i.tolist() == [11, 5, 2, 7, 7, 7, 3, 8] and j.tolist() == [10, 3, 9, 10, 8, 8, 9, 0]
+    assert same.tolist() == [True, True, False, False] * 2 and fold.tolist() == [0] * 4 + [1] * 4
+    # VAL's different pairs are drawn with the next seed, apart from the LFW-style list's
+    e = np.random.default_rng(0).normal(size=(12, 3))
+    same_d, different_d = verification.val_distances(e, labels, 5, seed=0)
+    np.testing.assert_array_equal(different_d, verification.squared_distance(e, first, second))
+    all_same = verification.all_same_pairs(labels)
+    np.testing.assert_array_equal(same_d, verification.squared_distance(e, *all_same))
+    # an identity of two photos gives same pairs, one of a single photo none
+    lone = np.array([0, 1, 1, 2, 3])
+    i, j, same, _ = verification.lfw_style_pairs(lone, 2, 4, seed=0)
+    assert {(a, b) for a, b, s in zip(i, j, same, strict=True) if s} <= {(1, 2), (2, 1)}
+    with pytest.raises(ValueError, match="no identity has two photos"):
+        verification.lfw_style_pairs(np.arange(5), 2, 4, seed=0)
+
+
+def test_squared_distances_in_chunks_and_the_far_threshold_by_hand():
+    e = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+    first, second = np.array([0, 1, 2, 3, 4, 5, 0]), np.array([5, 4, 3, 2, 1, 0, 0])
+    direct = ((e[first].astype(np.float64) - e[second]) ** 2).sum(-1)
+    for chunk in (1, 3, 7, 100):
+        np.testing.assert_allclose(verification.squared_distance(e, first, second, chunk=chunk), direct)
+    # 2 identities x 2 photos; 2 different pairs at FAR 0.5: one false accept allowed, so the
+    # threshold is the larger of the two different distances (accepting strictly below it)
+    labels = np.array([0, 0, 1, 1])
+    e = np.array([[0.0], [1.0], [3.0], [7.0]])
+    out = verification.Verification(folds=2, per_fold=2, far=0.5, different=2, seed=4).compute(
+        {"embedding": e}, {"label": labels})
+    different = verification.squared_distance(e, *verification.different_pairs(labels, 2, seed=5))
+    assert different.tolist() == [4.0, 9.0]  # pairs (2, 1) and (0, 2)
+    assert out["far_threshold"] == 9.0
+    assert out["val_at_far"] == 0.5  # same pairs at 1 and 16: only the first is below 9
 
 
 def test_val_at_far_counts_at_most_far_false_accepts():
