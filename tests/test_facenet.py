@@ -251,6 +251,8 @@ def test_the_pair_lists_are_the_committed_runs_and_use_identities_of_two_photos(
     same_d, different_d = verification.val_distances(e, labels, 5, seed=0)
     np.testing.assert_array_equal(different_d, verification.squared_distance(e, first, second))
     all_same = verification.all_same_pairs(labels)
+    i, j = verification.all_same_pairs(np.array([0, 0, 0, 1, 1, 2]))  # every pair of photos once
+    assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(0, 1), (0, 2), (1, 2), (3, 4)]
     np.testing.assert_array_equal(same_d, verification.squared_distance(e, *all_same))
     # an identity of two photos gives same pairs, one of a single photo none
     lone = np.array([0, 1, 1, 2, 3])
