@@ -45,7 +45,7 @@ def test_encode_by_hand_and_decode_of_zero_is_the_reference():
     assert float(huge[0, 2] - huge[0, 0]) == pytest.approx(20 * 1000 / 16, rel=1e-4)  # clipped
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True)  # the same examples every run
 @given(st.lists(st.floats(-50, 50), min_size=4, max_size=4),
        st.lists(st.floats(1, 60), min_size=4, max_size=4))
 def test_encode_then_decode_gives_the_box_back(corner, sizes):
