@@ -212,6 +212,10 @@ def test_best_threshold_at_its_edges_accept_nothing_midway_and_everything():
     # a tie between accepting nothing and accepting the first pair goes to the smaller threshold
     t = verification.best_threshold(np.array([1.0, 2.0]), np.array([False, True]))
     assert t < 1.0
+    # a fold's pairs at exactly the other folds' threshold are accepted (d <= t); two folds give an se
+    mean, se = verification.ten_fold_accuracy(np.array([1.0, 2.0, 2.0, 1.0]), np.array([True] * 4),
+                                              np.array([0, 0, 1, 1]))
+    assert (mean, se) == (1.0, 0.0)
 
 
 def test_verification_settings_are_the_papers_by_default_and_refused_at_their_edges():
