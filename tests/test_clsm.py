@@ -245,9 +245,10 @@ def test_ndcg_of_an_ideal_list_is_one_and_a_reversed_one_matches_the_formula():
     got = ranking.ndcg(reversed_scores, grades, ks=(1, 3, 5))
     for k in (1, 3, 5):
         # reversed: zeros first (trec_eval breaks ties by document name, descending), then ones, twos
-        expected = np.mean([by_hand(sorted(range(5), key=lambda j: (reversed_scores[q, j], j), reverse=True),
-                                    grades[q], k) for q in range(2)])
-        assert got[f"ndcg@{k}"] == pytest.approx(expected, abs=1e-4)
+        per_query = [by_hand(sorted(range(5), key=lambda j: (reversed_scores[q, j], j), reverse=True),
+                             grades[q], k) for q in range(2)]
+        assert got[f"ndcg@{k}"] == pytest.approx(np.mean(per_query), abs=1e-4)
+        np.testing.assert_allclose(ranking.per_query_ndcg(reversed_scores, grades, k), per_query, atol=1e-4)
     assert got["ndcg@1"] == 0.0
 
 
@@ -279,6 +280,61 @@ def test_bm25_scores_follow_okapis_formula_over_the_whole_collection():
         expected = sum((idf(w) if idf(w) >= 0 else floor) * d.count(w) * 2.5
                        / (d.count(w) + 1.5 * (0.25 + 0.75 * len(d) / avg)) for w in query if w in vocabulary)
         assert got[j] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.fixture
+def synthetic_collection(monkeypatch):
+    """A synthetic collection where the evaluators look for the real one."""
+    c = data.build(synthetic_synsets(), seed=0)
+    monkeypatch.setattr(data, "locate", lambda data_dir=None: "synthetic")
+    monkeypatch.setattr(data, "collection", lambda where: c)
+    return c
+
+
+def test_the_model_scores_each_judged_document_by_its_cosine_with_its_own_query(synthetic_collection):
+    c = synthetic_collection
+    m = model.CLSM(len(c.trigrams), window=3, conv=6, semantic=4, rngs=nnx.Rngs(0))
+    synsets = np.array([3, 7, 11])
+    batch = {"query": jnp.asarray(c.queries[synsets]),
+             "candidates": jnp.asarray(c.documents[c.candidates[synsets]])}
+    scores = np.asarray(ranking.Ranking().predict(m, batch)["scores"])
+    q, _ = hashing_of(c).encode(m, "query", batch["query"])            # [3, 4] unit vectors
+    d, _ = hashing_of(c).encode(m, "document", batch["candidates"])    # [3, candidates, 4]
+    expected = np.einsum("qs,qcs->qc", np.asarray(q), np.asarray(d))
+    assert scores.shape == (3, c.candidates.shape[1])
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(scores).max() <= 1 + 1e-5  # cosines of unit vectors
+
+
+def test_disagreements_are_the_largest_ndcg3_gaps_both_ways(synthetic_collection):
+    c = synthetic_collection
+    synsets = np.arange(20)
+    scores = np.random.default_rng(0).normal(size=c.candidates[synsets].shape)
+    out = ranking.Disagreements(show=2).compute({"scores": scores}, {"synset": synsets})
+    grades = c.grades[synsets]
+    bm25 = ranking.bm25_scores(c, synsets)
+    gap = ranking.per_query_ndcg(scores, grades, 3) - ranking.per_query_ndcg(bm25, grades, 3)
+    assert len(set(np.round(gap, 9))) >= 5  # the order below is not decided by ties alone
+    order = np.argsort(-gap, kind="stable")
+    chosen = [*order[:2], *np.argsort(gap, kind="stable")[:2]]
+    assert out["query_synset"].tolist() == synsets[chosen].tolist()
+    np.testing.assert_allclose(out["ndcg3_gap"], gap[chosen])
+    assert out["ndcg3_gap"][0] > 0 > out["ndcg3_gap"][-1]
+    candidates = c.candidates[synsets][chosen]
+    np.testing.assert_array_equal(out["model_top"], ranking.top(scores[chosen], candidates, 3))
+    np.testing.assert_array_equal(out["bm25_top"], ranking.top(bm25[chosen], candidates, 3))
+    # per-query NDCG averages to the evaluator's
+    np.testing.assert_allclose(ranking.per_query_ndcg(scores, grades, 3).mean(),
+                               ranking.ndcg(scores, grades, ks=(3,))["ndcg@3"])
+
+
+def test_the_bm25_index_is_built_once_per_collection():
+    synsets = synthetic_synsets()
+    first, second = data.build(synsets, seed=0), data.build(synsets, seed=1)  # the same keys
+    index = ranking._bm25_index(first)
+    assert ranking._bm25_index(first) is index
+    again = ranking._bm25_index(second)
+    assert again is not index and ranking._bm25_index(second) is again
 
 
 def wordnet_available() -> bool:
