@@ -328,6 +328,19 @@ def test_disagreements_are_the_largest_ndcg3_gaps_both_ways(synthetic_collection
                                ranking.ndcg(scores, grades, ks=(3,))["ndcg@3"])
 
 
+def test_bm25_ranking_is_computed_once_for_the_same_lists_and_again_for_others(
+        synthetic_collection, monkeypatch):
+    c, calls = synthetic_collection, []
+    scores = ranking.bm25_scores
+    monkeypatch.setattr(ranking, "bm25_scores", lambda c, s: calls.append(s.tolist()) or scores(c, s))
+    evaluator = ranking.BM25Ranking()
+    assert evaluator.final_only is True
+    first = evaluator.compute({}, {"synset": np.arange(6)})
+    assert first == {f"bm25_{k}": v for k, v in ranking.ndcg(scores(c, np.arange(6)), c.grades[:6]).items()}
+    assert evaluator.compute({}, {"synset": np.arange(6)}) == first and len(calls) == 1  # every seed: once
+    assert evaluator.compute({}, {"synset": np.arange(1, 7)}) != first and len(calls) == 2
+
+
 def test_the_bm25_index_is_built_once_per_collection():
     synsets = synthetic_synsets()
     first, second = data.build(synsets, seed=0), data.build(synsets, seed=1)  # the same keys
