@@ -304,13 +304,19 @@ def test_the_model_scores_each_judged_document_by_its_cosine_with_its_own_query(
     assert scores.shape == (3, c.candidates.shape[1])
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
     assert np.abs(scores).max() <= 1 + 1e-5  # cosines of unit vectors
+    # NDCG@1..10: the paper's 1, 3 and 10 and the curve between, no more
+    grades = c.grades[synsets]
+    assert list(ranking.Ranking().compute({"scores": scores}, {"grades": grades})) == [
+        f"ndcg@{k}" for k in range(1, 11)]
 
 
 def test_disagreements_are_the_largest_ndcg3_gaps_both_ways(synthetic_collection):
     c = synthetic_collection
     synsets = np.arange(20)
     scores = np.random.default_rng(0).normal(size=c.candidates[synsets].shape)
-    out = ranking.Disagreements(show=2).compute({"scores": scores}, {"synset": synsets})
+    evaluator = ranking.Disagreements(show=2)
+    assert evaluator.final_only is True
+    out = evaluator.compute({"scores": scores}, {"synset": synsets})
     grades = c.grades[synsets]
     bm25 = ranking.bm25_scores(c, synsets)
     gap = ranking.per_query_ndcg(scores, grades, 3) - ranking.per_query_ndcg(bm25, grades, 3)
