@@ -57,6 +57,33 @@ def test_encode_then_decode_gives_the_box_back(corner, sizes):
     np.testing.assert_allclose(back, box, atol=1e-3)
 
 
+def test_the_default_weights_are_ones_and_boxes_are_clipped_to_the_image():
+    reference = jnp.asarray([[10.0, 20.0, 30.0, 60.0]])
+    deltas = jnp.asarray([[0.5, -0.25, 0.3, -0.2]])
+    np.testing.assert_array_equal(detection.decode(deltas, reference),
+                                  detection.decode(deltas, reference, (1.0, 1.0, 1.0, 1.0)))
+    # an image 30 high and 50 wide: x is cut to [0, 50], y to [0, 30]
+    boxes = jnp.asarray([[-5.0, -2.0, 60.0, 40.0], [10.0, 5.0, 20.0, 25.0], [49.0, 29.0, 51.0, 31.0]])
+    np.testing.assert_array_equal(detection.clip(boxes, 30.0, 50.0),
+                                  [[0.0, 0.0, 50.0, 30.0], [10.0, 5.0, 20.0, 25.0], [49.0, 29.0, 50.0, 30.0]])
+
+
+def test_nms_keeps_a_box_overlapping_exactly_at_the_threshold_and_drops_one_above():
+    boxes = jnp.asarray([[0.0, 0.0, 2.0, 1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.9, 1.0]])  # IoU 0.5, 0.95
+    indices, valid = detection.nms(boxes, jnp.asarray([3.0, 2.0, 1.0]), 0.5, 3)
+    assert np.asarray(indices)[np.asarray(valid)].tolist() == [0, 1]
+
+
+def test_bilinear_samples_keep_the_edge_value_up_to_one_cell_outside_the_map_and_0_beyond():
+    f = _features(h=3, w=4, c=1)
+    ys = jnp.asarray([-1.0, -0.5, 2.0, 3.0, -1.01, 3.01, 1.0, 1.0, 1.0, 1.0])
+    xs = jnp.asarray([1.0, 2.0, 3.0, 0.0, 1.0, 1.0, -1.0, 4.0, -1.01, 4.01])
+    got = np.asarray(detection.bilinear(f, ys, xs))[:, 0]
+    edge = np.asarray(f)[:, :, 0]
+    np.testing.assert_allclose(got, [edge[0, 1], edge[0, 2], edge[2, 3], edge[2, 0], 0.0, 0.0,
+                                     edge[1, 0], edge[1, 3], 0.0, 0.0], rtol=1e-6)
+
+
 def _plain_iou(a, b):
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
