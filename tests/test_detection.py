@@ -82,6 +82,47 @@ def test_bilinear_samples_keep_the_edge_value_up_to_one_cell_outside_the_map_and
     edge = np.asarray(f)[:, :, 0]
     np.testing.assert_allclose(got, [edge[0, 1], edge[0, 2], edge[2, 3], edge[2, 0], 0.0, 0.0,
                                      edge[1, 0], edge[1, 3], 0.0, 0.0], rtol=1e-6)
+    # inside the last cell of either axis: the four neighbours weighted by hand
+    between = np.asarray(detection.bilinear(f, jnp.asarray([1.5]), jnp.asarray([2.25])))[0, 0]
+    expected = (0.5 * 0.75 * edge[1, 2] + 0.5 * 0.25 * edge[1, 3] + 0.5 * 0.75 * edge[2, 2]
+                + 0.5 * 0.25 * edge[2, 3])
+    assert between == pytest.approx(expected, rel=1e-6)
+
+
+def test_areas_of_thin_and_inverted_boxes():
+    boxes = jnp.asarray([[0.0, 0.0, 2.0, 0.5], [0.0, 0.0, 0.25, 2.0],      # thin
+                         [0.0, 0.0, 2.0, -0.5], [0.0, 0.0, -0.5, 2.0]])    # inverted: empty
+    np.testing.assert_allclose(detection.area(boxes), [1.0, 0.5, 0.0, 0.0])
+
+
+def test_encode_and_decode_take_any_leading_axes():
+    rng = np.random.default_rng(0)
+    corner = rng.uniform(0, 20, (2, 3, 2))
+    boxes = jnp.asarray(np.concatenate([corner, corner + rng.uniform(1, 9, (2, 3, 2))], -1), jnp.float32)
+    reference = boxes[:, ::-1]
+    deltas = detection.encode(boxes, reference)
+    assert deltas.shape == (2, 3, 4)
+    flat = detection.encode(boxes.reshape(6, 4), reference.reshape(6, 4))
+    np.testing.assert_allclose(deltas.reshape(6, 4), flat)
+    back = detection.decode(deltas, reference)
+    assert back.shape == (2, 3, 4)
+    np.testing.assert_allclose(back, boxes, rtol=1e-5, atol=1e-4)
+
+
+def test_the_papers_roi_align_widens_a_box_smaller_than_a_cell_to_one_cell():
+    f = _features(h=4, w=5, c=1)
+    box = jnp.asarray([[4.0, 2.0, 4.0, 2.0]])  # a point, stride 2: cell (x 2, y 1)
+    got = np.asarray(detection.roi_align(f, box, (2, 2), 0.5, sampling=1, aligned=False))[0, :, :, 0]
+    # one cell wide and high: 2 x 2 bins of half a cell, sampled at their centres
+    ys, xs = jnp.asarray([1.25, 1.75]), jnp.asarray([2.25, 2.75])
+    expected = np.asarray(detection.bilinear(f, ys[:, None] + 0 * xs, xs[None] + 0 * ys[:, None]))[..., 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # 1.5 cells wide and a point high: only the height is widened (bins of 0.75 x 0.5 cells)
+    box = jnp.asarray([[4.0, 2.0, 7.0, 2.0]])
+    got = np.asarray(detection.roi_align(f, box, (2, 2), 0.5, sampling=1, aligned=False))[0, :, :, 0]
+    xs = jnp.asarray([2.375, 3.125])
+    expected = np.asarray(detection.bilinear(f, ys[:, None] + 0 * xs, xs[None] + 0 * ys[:, None]))[..., 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def _plain_iou(a, b):
