@@ -201,6 +201,47 @@ def test_roi_pool_rounds_the_box_so_fractional_moves_do_not_show_where_roi_align
     assert not np.allclose(*aligned)
 
 
+def test_roi_pool_bins_by_hand_on_features_whose_maximum_can_sit_anywhere():
+    # an increasing map hides a wrong bin start (its maximum is always at a bin's far corner)
+    fn = np.random.default_rng(0).normal(size=(6, 7)).astype(np.float32)
+    f = jnp.asarray(fn)[..., None]
+    pooled = np.asarray(detection.roi_pool(f, jnp.asarray([[2.2, 2.1, 9.8, 8.2]]), (2, 2), 0.5))[0, :, :, 0]
+    # as above: bins rows [1, 3) / [2, 4), cols [1, 3) / [3, 5)
+    expected = [[fn[1:3, 1:3].max(), fn[1:3, 3:5].max()], [fn[2:4, 1:3].max(), fn[2:4, 3:5].max()]]
+    np.testing.assert_array_equal(pooled, expected)
+    # 3 x 2 bins of a box of cells x [0, 6), y [1, 5): rows [1, 3) [2, 4) [3, 5)... (4 rows in 3 bins)
+    pooled = np.asarray(detection.roi_pool(f, jnp.asarray([[0.0, 2.0, 12.0, 10.0]]), (3, 2), 0.5))[0, :, :, 0]
+    rows = [(1, 3), (2, 4), (3, 5)]  # floor(i * 4/3), ceil((i + 1) * 4/3)
+    cols = [(0, 3), (3, 6)]
+    np.testing.assert_array_equal(pooled, [[fn[a:b, c:d].max() for c, d in cols] for a, b in rows])
+
+
+def test_roi_align_by_hand_with_every_output_size_and_sample_count_different():
+    f = _features(6, 7, 1)
+    box = jnp.asarray([[2.0, 1.0, 11.0, 9.0]])  # stride 2, aligned: cells x 0.5..5.0, y 0.0..4.0
+    got = np.asarray(detection.roi_align(f, box, (2, 3), 0.5, sampling=2))[0, :, :, 0]
+    x0, y0, bin_w, bin_h = 0.5, 0.0, 4.5 / 3, 4.0 / 2
+    grid = np.array([0.25, 0.75])  # sample centres inside a bin, as fractions of it
+    expected = np.zeros((2, 3))
+    for r in range(2):
+        for c in range(3):
+            ys, xs = y0 + (r + grid) * bin_h, x0 + (c + grid) * bin_w
+            yy, xx = np.meshgrid(ys, xs, indexing="ij")
+            expected[r, c] = np.asarray(detection.bilinear(f, jnp.asarray(yy), jnp.asarray(xx))).mean()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # the defaults: two samples a side, the half-cell shift (Detectron2's aligned RoIAlign)
+    np.testing.assert_array_equal(detection.roi_align(f, box, (2, 3), 0.5),
+                                  detection.roi_align(f, box, (2, 3), 0.5, sampling=2, aligned=True))
+    assert not np.allclose(detection.roi_align(f, box, (2, 3), 0.5, sampling=1)[0, :, :, 0], got)
+
+
+def test_iou_of_empty_boxes_has_a_finite_gradient():
+    a = jnp.asarray([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 3.0, 2.0]])
+    b = jnp.asarray([[0.0, 0.0, 0.0, 0.0], [2.0, 0.0, 4.0, 2.0]])
+    gradient = jax.grad(lambda a: detection.iou(a, b).sum())(a)
+    assert np.isfinite(np.asarray(gradient)).all()
+
+
 def test_roi_pool_of_a_box_outside_the_map_is_0_and_a_tiny_box_still_covers_a_cell():
     f = _features(4, 5, 2) + 1.0
     outside = detection.roi_pool(f, jnp.asarray([[40.0, 40.0, 60.0, 60.0]]), (2, 2), 0.5)
