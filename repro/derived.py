@@ -82,10 +82,10 @@ def update(folder: Path, out: Path, evaluator_for: Callable[[dict], dict | None]
             continue
         start = time.perf_counter()
         kept = keep(checked_recompute(path, evaluator, data_dir), result)
-        seconds = time.perf_counter() - start
+        seconds = round(time.perf_counter() - start, 1)  # one value: the log says what is recorded
         made = provenance.collect()
         runs[name] = {**sums, "made": {"commit": made["commit"], "dirty": made["dirty"],
-                                       "time_utc": made["time_utc"], "seconds": round(seconds, 1),
+                                       "time_utc": made["time_utc"], "seconds": seconds,
                                        "hardware": made["hardware"], "versions": made["versions"]},
                       **kept}
         log(f"{name}: derived from its weights in {seconds:.0f} s")
