@@ -70,8 +70,9 @@ def test_the_default_weights_are_ones_and_boxes_are_clipped_to_the_image():
 
 def test_nms_keeps_a_box_overlapping_exactly_at_the_threshold_and_drops_one_above():
     boxes = jnp.asarray([[0.0, 0.0, 2.0, 1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.9, 1.0]])  # IoU 0.5, 0.95
-    indices, valid = detection.nms(boxes, jnp.asarray([3.0, 2.0, 1.0]), 0.5, 3)
-    assert np.asarray(indices)[np.asarray(valid)].tolist() == [0, 1]
+    indices, valid = detection.nms(boxes, jnp.asarray([3.0, 2.0, 1.0]), 0.5, 4)
+    assert np.asarray(indices).tolist() == [0, 1, 0, 0]  # padded with index 0, marked not valid
+    assert np.asarray(valid).tolist() == [True, True, False, False]
 
 
 def test_bilinear_samples_keep_the_edge_value_up_to_one_cell_outside_the_map_and_0_beyond():
