@@ -32,7 +32,7 @@ venv: $(VENV)/.installed ## create .venv with the pinned dependencies
 # their own: freed device memory does not always go back to the system, so one process for all
 # would peak at their sum with the rest.
 HEAVY_TESTS := tests/test_seqgan.py tests/test_mixture.py
-test: venv ## fast test suite (CPU, ~16 min on 2 cores; two pytest processes, each under 6 GB)
+test: venv ## fast test suite (CPU, ~21 min on 2 cores; two pytest processes, each under 6 GB)
 	$(PY) -m pytest $(addprefix --ignore=,$(HEAVY_TESTS))
 	$(PY) -m pytest $(HEAVY_TESTS)
 
