@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 from repro.configuration import compose
+
+
+def _compile_each_program_once_per_process():
+    """The tests build the same small programs again and again (a fresh jit per run, and each
+    module's programs dropped when it ends, below): JAX's persistent compilation cache, in a
+    folder of this process's own, reads them back instead of compiling them anew (~25% of the
+    suite's time on 2 cores). A cache the caller set up (the mutation tool's) is used as it is."""
+    if jax.config.jax_compilation_cache_dir:
+        return
+    folder = tempfile.mkdtemp(prefix="repro-tests-jax-cache-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+_compile_each_program_once_per_process()
 
 
 @pytest.fixture(autouse=True, scope="module")

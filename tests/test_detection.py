@@ -116,13 +116,13 @@ def test_the_papers_roi_align_widens_a_box_smaller_than_a_cell_to_one_cell():
     got = np.asarray(detection.roi_align(f, box, (2, 2), 0.5, sampling=1, aligned=False))[0, :, :, 0]
     # one cell wide and high: 2 x 2 bins of half a cell, sampled at their centres
     ys, xs = jnp.asarray([1.25, 1.75]), jnp.asarray([2.25, 2.75])
-    expected = np.asarray(detection.bilinear(f, ys[:, None] + 0 * xs, xs[None] + 0 * ys[:, None]))[..., 0]
+    expected = np.asarray(detection.bilinear(f, *jnp.meshgrid(ys, xs, indexing="ij")))[..., 0]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     # 1.5 cells wide and a point high: only the height is widened (bins of 0.75 x 0.5 cells)
     box = jnp.asarray([[4.0, 2.0, 7.0, 2.0]])
     got = np.asarray(detection.roi_align(f, box, (2, 2), 0.5, sampling=1, aligned=False))[0, :, :, 0]
     xs = jnp.asarray([2.375, 3.125])
-    expected = np.asarray(detection.bilinear(f, ys[:, None] + 0 * xs, xs[None] + 0 * ys[:, None]))[..., 0]
+    expected = np.asarray(detection.bilinear(f, *jnp.meshgrid(ys, xs, indexing="ij")))[..., 0]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 

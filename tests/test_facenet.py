@@ -266,12 +266,15 @@ def test_the_pair_lists_are_the_committed_runs_and_use_identities_of_two_photos(
         verification.lfw_style_pairs(np.arange(5), 2, 4, seed=0)
 
 
-def test_squared_distances_in_chunks_and_the_far_threshold_by_hand():
+def test_squared_distances_are_the_same_in_any_chunk():
     e = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
     first, second = np.array([0, 1, 2, 3, 4, 5, 0]), np.array([5, 4, 3, 2, 1, 0, 0])
     direct = ((e[first].astype(np.float64) - e[second]) ** 2).sum(-1)
     for chunk in (1, 3, 7, 100):
         np.testing.assert_allclose(verification.squared_distance(e, first, second, chunk=chunk), direct)
+
+
+def test_the_far_threshold_and_val_by_hand():
     # 2 identities x 2 photos; 2 different pairs at FAR 0.5: one false accept allowed, so the
     # threshold is the larger of the two different distances (accepting strictly below it)
     labels = np.array([0, 0, 1, 1])
