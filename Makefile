@@ -28,7 +28,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv with the pinned dependencies
 
-# The two largest modules (SeqGAN: 5.2 GB alone, the mixture paper: 3.5 GB) run in a process of
+# The two largest modules (the mixture paper: 4.9 GB alone, SeqGAN: 1.7 GB) run in a process of
 # their own: freed device memory does not always go back to the system, so one process for all
 # would peak at their sum with the rest.
 HEAVY_TESTS := tests/test_seqgan.py tests/test_mixture.py
