@@ -20,6 +20,9 @@ def test_iou_by_hand_at_its_edges():
     wide = jnp.asarray([[0.0, 0.0, 4.0, 1.0]])
     tall = jnp.asarray([[0.0, 0.0, 1.0, 4.0]])            # a transposed box: overlap 1 of 7
     np.testing.assert_allclose(detection.iou(wide, tall), [[1 / 7]], rtol=1e-6)
+    # boxes smaller than a pixel: a union under 1 is still divided by
+    small = jnp.asarray([[0.0, 0.0, 0.5, 0.5]])
+    np.testing.assert_allclose(detection.iou(small, small * jnp.asarray([1.0, 1.0, 1.0, 0.5])), [[0.5]])
 
 
 def test_anchors_sit_at_cell_centres_with_their_area_and_ratio():
@@ -122,6 +125,12 @@ def test_the_papers_roi_align_widens_a_box_smaller_than_a_cell_to_one_cell():
     box = jnp.asarray([[4.0, 2.0, 7.0, 2.0]])
     got = np.asarray(detection.roi_align(f, box, (2, 2), 0.5, sampling=1, aligned=False))[0, :, :, 0]
     xs = jnp.asarray([2.375, 3.125])
+    expected = np.asarray(detection.bilinear(f, *jnp.meshgrid(ys, xs, indexing="ij")))[..., 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # transposed: 1.5 cells high and a point wide: only the width is widened
+    box = jnp.asarray([[4.0, 2.0, 4.0, 5.0]])
+    got = np.asarray(detection.roi_align(f, box, (2, 2), 0.5, sampling=1, aligned=False))[0, :, :, 0]
+    ys, xs = jnp.asarray([1.375, 2.125]), jnp.asarray([2.25, 2.75])
     expected = np.asarray(detection.bilinear(f, *jnp.meshgrid(ys, xs, indexing="ij")))[..., 0]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
