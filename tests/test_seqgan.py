@@ -2,6 +2,7 @@
 loop's mechanisms it needs (parts trained in turn with their own optimizers, a warm start from
 another run) and short real runs on the oracle's data."""
 
+import inspect
 import itertools
 import json
 
@@ -156,6 +157,33 @@ def test_discriminator_window_matmul_is_a_valid_1d_convolution():
     assert not np.allclose(disc(tokens, dropout_key=jax.random.key(3)), disc(tokens))  # dropout on
     with pytest.raises(ValueError, match="at most the sequence length"):
         sequence.CNNDiscriminator(vocab=50, length=5, widths=(6,), filters=(2,), rngs=nnx.Rngs(0))
+
+
+def test_the_discriminators_highway_and_probability_of_real_by_hand():
+    disc = sequence.CNNDiscriminator(vocab=50, embed=8, length=12, widths=(1, 3, 12), filters=(4, 5, 6),
+                                     rngs=nnx.Rngs(0))
+    tokens = jax.random.randint(jax.random.key(2), (5, 12), 0, 50)
+    x = disc.embedding[...][tokens]
+    pooled = np.concatenate([np.asarray(jax.nn.relu(conv(x))).max(1) for conv in disc.convs], -1)  # [5, 15]
+
+    def linear(layer, v):
+        return v @ np.asarray(layer.kernel[...]) + np.asarray(layer.bias[...])
+
+    gate = 1 / (1 + np.exp(-linear(disc.highway_t, pooled)))
+    h = gate * np.maximum(linear(disc.highway_h, pooled), 0) + (1 - gate) * pooled
+    logits = linear(disc.out, h)
+    np.testing.assert_allclose(disc(tokens), logits, rtol=1e-4, atol=1e-5)
+    real = np.exp(logits[:, 1]) / np.exp(logits).sum(1)  # per sequence: column 1 of its own softmax
+    np.testing.assert_allclose(disc.prob_real(tokens), real, rtol=1e-4)
+
+
+def test_the_generator_and_discriminator_defaults_are_the_authors():
+    gen = sequence.LSTMGenerator(vocab=50, embed=4, hidden=6, length=7, rngs=nnx.Rngs(0))
+    tokens = jax.random.randint(jax.random.key(1), (3, 7), 0, 50)
+    np.testing.assert_array_equal(gen(tokens), sequence.token_log_probs(gen.weights(), tokens, 0))  # start: 0
+    defaults = inspect.signature(sequence.CNNDiscriminator.__init__).parameters
+    assert defaults["widths"].default == (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
+    assert defaults["filters"].default == (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
 
 
 def test_grouped_optimizer_updates_only_the_active_part():
