@@ -175,6 +175,13 @@ def test_the_discriminators_highway_and_probability_of_real_by_hand():
     np.testing.assert_allclose(disc(tokens), logits, rtol=1e-4, atol=1e-5)
     real = np.exp(logits[:, 1]) / np.exp(logits).sum(1)  # per sequence: column 1 of its own softmax
     np.testing.assert_allclose(disc.prob_real(tokens), real, rtol=1e-4)
+    # training: inverted dropout keeps each unit with probability 0.75 and scales it by 1 / 0.75
+    keep = np.asarray(jax.random.bernoulli(jax.random.key(3), 0.75, h.shape))
+    np.testing.assert_allclose(disc(tokens, dropout_key=jax.random.key(3)),
+                               linear(disc.out, np.where(keep, h / 0.75, 0.0)), rtol=1e-4, atol=1e-5)
+    # the authors' regularizer: tf.nn.l2_loss of the output layer, half the sum of squares
+    squares = (np.asarray(disc.out.kernel[...]) ** 2).sum() + (np.asarray(disc.out.bias[...]) ** 2).sum()
+    np.testing.assert_allclose(disc.l2(), 0.5 * squares, rtol=1e-6)
 
 
 def test_the_generator_and_discriminator_defaults_are_the_authors():
