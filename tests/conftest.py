@@ -19,16 +19,18 @@ from repro.configuration import compose
 
 def _compile_each_program_once_per_process():
     """The tests build the same small programs again and again (a fresh jit per run, and each
-    module's programs dropped when it ends, below): JAX's persistent compilation cache, in a
-    folder of this process's own, reads them back instead of compiling them anew (~25% of the
-    suite's time on 2 cores). A cache the caller set up (the mutation tool's) is used as it is."""
+    module's programs dropped when it ends, below): JAX's persistent compilation cache reads them
+    back instead of compiling them anew (measured on 2 cores: the loop's, properties' and
+    PixelCNN's tests 20-40% faster; the whole main process ~6%). Every program is cached, however
+    small; in a folder of this process's own unless the caller names one (the mutation tool
+    shares one across its mutants)."""
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     if jax.config.jax_compilation_cache_dir:
         return
     folder = tempfile.mkdtemp(prefix="repro-tests-jax-cache-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 _compile_each_program_once_per_process()

@@ -80,21 +80,20 @@ def _session_config(module: dict, common: dict) -> str:
             f'[cosmic-ray.filters.operators-filter]\nexclude-operators = [{quoted}]\n')
 
 
-def _with_compilation_cache(env) -> dict:
-    """The environment with JAX's persistent compilation cache on, shared by every mutant: a
-    mutant changes one function, so everything else it compiles is read back, not compiled again
-    (the loop's tests: ~20 s instead of ~100 s). The data is this checkout's (../shared/data
-    unless REPRO_DATA_DIR says otherwise): the tests' own default, beside the clone, is not there."""
+def _mutant_environment(env) -> dict:
+    """The environment every mutant's tests run in. JAX's persistent compilation cache is one
+    folder shared by all mutants (tests/conftest.py caches every program in it): a mutant changes
+    one function, so everything else it compiles is read back, not compiled again (the loop's
+    tests: ~20 s instead of ~100 s). The data is this checkout's (../shared/data unless
+    REPRO_DATA_DIR says otherwise): the tests' own default, beside the clone, is not there."""
     data = env.get("REPRO_DATA_DIR") or str(ROOT.parent / "shared" / "data")
-    return {**env, "REPRO_DATA_DIR": data, "JAX_COMPILATION_CACHE_DIR": str(WORK / "jax-cache"),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    return {**env, "REPRO_DATA_DIR": data, "JAX_COMPILATION_CACHE_DIR": str(WORK / "jax-cache")}
 
 
 def _check_baseline(module: dict, clone: Path) -> None:
     """The module's tests must pass on the clone before any mutant: a test that is missing there
     (added after the session began) or failing would count every mutant as killed."""
-    done = subprocess.run(_test_command(module), cwd=clone, env=_with_compilation_cache(os.environ),
+    done = subprocess.run(_test_command(module), cwd=clone, env=_mutant_environment(os.environ),
                           capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"error: the tests of {module['path']} do not pass unmutated in its clone at "
@@ -188,7 +187,7 @@ def run_module(module: dict, common: dict, execute: bool = True,
     if execute and _summary(session)[0]["pending"]:
         _check_baseline(module, clone)
         subprocess.run([BIN / "cosmic-ray", "exec", str(config), str(session)], cwd=clone, check=True,
-                       env=_with_compilation_cache(os.environ))
+                       env=_mutant_environment(os.environ))
     return _summary(session)
 
 
