@@ -21,6 +21,8 @@ from experiments.mixture_backprop.vae import MixtureVAE
 from repro.configuration import compose
 from repro.run import run
 
+pytestmark = pytest.mark.usefixtures("drop_compiled_programs_after_each_test")
+
 
 def test_closed_form_gradients_match_finite_differences():
     with jax.enable_x64(True):
