@@ -72,7 +72,10 @@ def test_evaluation_padding_keeps_every_example_once_in_order_and_masks_only_the
         assert not flat[n:].any()  # padding is zeros
 
 
-deltas = st.lists(st.floats(-3, 3, allow_nan=False, width=32), min_size=12, max_size=12)
+# No subnormals: XLA on the CPU flushes them to zero in any computed value (a 1e-45 change comes out
+# of the L0 projection as 0, and of an L-inf clip too), and no attack's change is ever that small.
+deltas = st.lists(st.floats(-3, 3, allow_nan=False, allow_subnormal=False, width=32),
+                  min_size=12, max_size=12)
 
 
 @FAST
