@@ -30,7 +30,7 @@ venv: $(VENV)/.installed ## create .venv with the pinned dependencies
 
 # Two pytest workers (pytest-xdist), a test module at a time each, so that module-scoped data and
 # programs stay in one process. One process keeps ~1.3 of 2 cores busy (XLA compiles most programs
-# on one thread); measured on 2 cores: 13.4 min for the suite, against 18.5 min in one process. Each
+# on one thread); clean-clone CI on 2 idle cores: 13-14.5 min of tests, against 18.5 min serially. Each
 # worker gives its memory back between modules (tests/conftest.py), so their peaks stay apart.
 TEST_WORKERS ?= 2
 test: venv ## fast test suite (CPU, ~15 min on 2 cores with the install; 2 workers, under 6 GB together)
