@@ -49,6 +49,68 @@ def test_sampling_matches_the_models_sequence_probabilities():
     assert stats.chisquare(np.full(len(seqs), n / len(seqs)), probs / probs.sum() * n).pvalue < 1e-6
 
 
+def test_the_lstm_cell_and_its_teacher_forced_log_probs_by_hand():
+    """The authors' cell (input, forget, output gates, then the candidate) in numpy, on shapes where
+    vocab, embedding and hidden sizes all differ, from a start token that is not 0."""
+    vocab, embed, hidden, start = 5, 3, 4, 2
+    key = jax.random.key(11)
+    p = {n: 0.8 * jax.random.normal(jax.random.fold_in(key, i), s)
+         for i, (n, s) in enumerate(sequence.lstm_shapes(vocab, embed, hidden).items())}
+    assert {n: s.shape for n, s in p.items()} == {
+        "embedding": (5, 3), "Wi": (3, 4), "Ui": (4, 4), "bi": (4,), "Wf": (3, 4), "Uf": (4, 4), "bf": (4,),
+        "Wog": (3, 4), "Uog": (4, 4), "bog": (4,), "Wc": (3, 4), "Uc": (4, 4), "bc": (4,), "Wo": (4, 5),
+        "bo": (5,)}
+    q = {n: np.asarray(v, np.float64) for n, v in p.items()}
+    seqs = np.asarray(jax.random.randint(jax.random.key(12), (3, 6), 0, vocab))
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    h, c = np.zeros((3, hidden)), np.zeros((3, hidden))
+    token, expected, hs = np.full(3, start), [], []
+    for t in range(seqs.shape[1]):
+        x = q["embedding"][token]
+        i = sigmoid(x @ q["Wi"] + h @ q["Ui"] + q["bi"])
+        f = sigmoid(x @ q["Wf"] + h @ q["Uf"] + q["bf"])
+        o = sigmoid(x @ q["Wog"] + h @ q["Uog"] + q["bog"])
+        c = f * c + i * np.tanh(x @ q["Wc"] + h @ q["Uc"] + q["bc"])
+        h = o * np.tanh(c)
+        logits = h @ q["Wo"] + q["bo"]
+        log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        expected.append(log_probs[np.arange(3), seqs[:, t]])
+        hs.append(h)
+        token = seqs[:, t]
+    got = sequence.token_log_probs(p, jnp.asarray(seqs, jnp.int32), start_token=start)
+    np.testing.assert_allclose(got, np.stack(expected, 1), rtol=1e-5, atol=1e-6)
+    states, _ = sequence.states(p, sequence.shifted_inputs(jnp.asarray(seqs, jnp.int32), start))
+    np.testing.assert_allclose(states, np.stack(hs), rtol=1e-5, atol=1e-6)   # [T, B, hidden]
+    np.testing.assert_array_equal(sequence.shifted_inputs(jnp.asarray(seqs), start)[:, 1:], seqs[:, :-1])
+    assert (np.asarray(sequence.shifted_inputs(jnp.asarray(seqs), start))[:, 0] == start).all()
+
+
+def test_the_generator_and_discriminator_are_initialized_as_the_authors():
+    """Generator: every parameter N(0, 0.1^2), each from its own key. Discriminator: embedding
+    U(-1, 1); convolution and output kernels truncated N(0, 0.1^2) (within 2 sd, sd 0.088 after
+    the cut), their biases 0.1; highway biases 0. (The default sizes: the test below.)"""
+    gen = sequence.LSTMGenerator(vocab=50, embed=4, hidden=6, length=7, rngs=nnx.Rngs(0))
+    values = np.concatenate([np.asarray(v).ravel() for v in gen.weights().values()])
+    assert 0.09 < values.std() < 0.11 and abs(values.mean()) < 0.01
+    weights = [np.asarray(v) for v in gen.weights().values()]
+    for a, b in itertools.combinations(weights, 2):
+        assert a.shape != b.shape or not np.allclose(a, b)
+    disc = sequence.CNNDiscriminator(vocab=300, embed=16, length=12, widths=(1, 3, 12),
+                                     filters=(40, 50, 60), rngs=nnx.Rngs(0))
+    embedding = np.asarray(disc.embedding[...])
+    assert -1.0 <= embedding.min() < -0.99 and 0.99 < embedding.max() < 1.0
+    for kernel in [c.kernel[...] for c in disc.convs] + [disc.out.kernel[...]]:
+        kernel = np.asarray(kernel)
+        assert np.abs(kernel).max() <= 0.2 and 0.08 < kernel.std() < 0.097 and abs(kernel.mean()) < 0.01
+    for bias in [c.bias[...] for c in disc.convs] + [disc.out.bias[...]]:
+        np.testing.assert_array_equal(bias, np.full(bias.shape, 0.1, np.float32))
+    for layer in (disc.highway_h, disc.highway_t):
+        np.testing.assert_array_equal(layer.bias[...], 0.0)
+
+
 def test_draw_never_returns_a_token_of_zero_probability():
     logits = jnp.array([[0.0, -jnp.inf, 0.0, -jnp.inf]] * 4000)
     tokens = np.asarray(sequence.draw(jax.random.key(0), logits))
@@ -188,9 +250,13 @@ def test_the_generator_and_discriminator_defaults_are_the_authors():
     gen = sequence.LSTMGenerator(vocab=50, embed=4, hidden=6, length=7, rngs=nnx.Rngs(0))
     tokens = jax.random.randint(jax.random.key(1), (3, 7), 0, 50)
     np.testing.assert_array_equal(gen(tokens), sequence.token_log_probs(gen.weights(), tokens, 0))  # start: 0
+    defaults = inspect.signature(sequence.LSTMGenerator.__init__).parameters
+    assert {k: v.default for k, v in defaults.items() if k not in ("self", "rngs")} == {
+        "vocab": 5000, "embed": 32, "hidden": 32, "length": 20, "start_token": 0, "init_std": 0.1}
     defaults = inspect.signature(sequence.CNNDiscriminator.__init__).parameters
-    assert defaults["widths"].default == (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
-    assert defaults["filters"].default == (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
+    assert {k: v.default for k, v in defaults.items() if k not in ("self", "rngs")} == {
+        "vocab": 5000, "embed": 64, "length": 20, "widths": (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20),
+        "filters": (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160), "dropout": 0.25}
 
 
 def test_grouped_optimizer_updates_only_the_active_part():
