@@ -117,6 +117,20 @@ def test_draw_never_returns_a_token_of_zero_probability():
     assert set(np.unique(tokens)) == {0, 2}
 
 
+def test_draw_takes_one_token_per_row_of_any_batch_shape_at_the_rows_probabilities():
+    """Logits [2, 3000, 4]: the first rows put 0.7 / 0.3 on tokens 0 and 2, the others 0.2 / 0.8
+    on 1 and 3, so a softmax, a cumulative sum or a scale taken along another axis shows."""
+    probs = np.array([[0.7, 0.0, 0.3, 0.0], [0.0, 0.2, 0.0, 0.8]])
+    with np.errstate(divide="ignore"):  # log 0 = -inf: a token that is never drawn
+        logits = jnp.asarray(np.broadcast_to(np.log(probs)[:, None], (2, 3000, 4)), jnp.float32)
+    tokens = np.asarray(sequence.draw(jax.random.key(4), logits))
+    assert tokens.shape == (2, 3000) and tokens.dtype == np.int32
+    for row, p in zip(tokens, probs, strict=True):
+        counts = np.bincount(row, minlength=4)
+        assert (counts[p == 0] == 0).all()
+        assert stats.chisquare(counts[p > 0], 3000 * p[p > 0]).pvalue > 1e-3
+
+
 @needs_oracle
 def test_oracle_nll_of_its_own_samples_matches_its_predictive_entropy():
     """Both estimate the oracle's entropy rate: -log p of the drawn tokens, and the entropy of
