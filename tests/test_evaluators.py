@@ -98,6 +98,65 @@ def test_no_detections_is_ap_zero():
     examples = detection_scenes(n=3)
     pred = {**perfect(examples), "scores": np.zeros_like(examples["valid"])}
     assert coco.CocoAP().compute(pred, examples)["box_ap"] == 0.0
+    stats, per_iou = coco.average_precision(coco.ground_truth(examples), [])
+    np.testing.assert_array_equal(stats, np.zeros(12))   # all 12 of COCOeval's statistics
+    np.testing.assert_array_equal(per_iou, np.zeros(10))  # and each IoU threshold's AP
+
+
+def test_ground_truth_and_detections_are_cocos_json_by_hand():
+    """The COCO dicts written out in full: annotation ids from 1 (pycocotools reads a matched id
+    of 0 as no match), (x, y, w, h) boxes, areas (the box's, or the mask's pixel count), no crowd,
+    only the classes of real instances; detections keep exactly the slots of positive score."""
+    from pycocotools import mask as mask_utils
+
+    examples = detection_scenes(n=3, seed=2)
+    gt = coco.ground_truth(examples)
+    assert gt["images"] == [{"id": i, "height": 12, "width": 16} for i in range(3)]
+    assert gt["categories"] == [{"id": 3}, {"id": 7}]  # not the padding slots' class 0
+    expected = []
+    for i in range(3):
+        for k in range(3):
+            if examples["valid"][i, k]:
+                x0, y0, x1, y1 = examples["boxes"][i, k].tolist()
+                expected.append({"id": len(expected) + 1, "image_id": i,
+                                 "category_id": int(examples["classes"][i, k]),
+                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
+                                 "iscrowd": 0})
+    assert gt["annotations"] == expected and len(expected) == 5
+    segm = coco.ground_truth(examples, "segm")["annotations"]
+    real = [(i, k) for i in range(3) for k in range(3) if examples["valid"][i, k]]
+    for ann, (i, k) in zip(segm, real, strict=True):
+        np.testing.assert_array_equal(mask_utils.decode(ann["segmentation"]), examples["masks"][i, k])
+        assert ann["area"] == float(examples["masks"][i, k].sum()) and ann["iscrowd"] == 0
+    assert coco.ground_truth({k: v for k, v in examples.items() if k != "image"})["images"][0] == {
+        "id": 0, "height": 0, "width": 0}
+
+    pred = perfect(examples)
+    pred["scores"] = np.array([[0.9, 0.0, 1e-6], [-0.5, 0.3, 0.0], [0.2, 0.0, 0.0]], np.float32)
+    dets = coco.detections(pred)
+    assert [(d["image_id"], d["category_id"]) for d in dets] == [(0, 3), (0, 0), (1, 7), (2, 3)]
+    x0, y0, x1, y1 = examples["boxes"][1, 1].tolist()
+    assert dets[2] == {"image_id": 1, "category_id": 7, "score": pytest.approx(0.3),
+                       "bbox": [x0, y0, x1 - x0, y1 - y0]}
+    masks = coco.detections(pred, "segm")
+    assert "bbox" not in masks[2]
+    np.testing.assert_array_equal(mask_utils.decode(masks[2]["segmentation"]), examples["masks"][1, 1])
+
+
+def test_a_category_without_ground_truth_is_left_out_of_the_mean_as_cocoeval_does():
+    """COCOeval marks a class with no ground truth -1 in its precision table; the AP at each IoU
+    threshold averages the other classes only, as its own summary does."""
+    examples = detection_scenes(n=10, seed=3)
+    pred = perfect(examples)
+    pred["boxes"] = examples["boxes"] + np.array([1.0, 0.0, 1.0, 0.0], np.float32)
+    pred["scores"] = examples["valid"] * np.linspace(1.0, 0.5, 30).reshape(10, 3)
+    gt = coco.ground_truth(examples)
+    stats, per_iou = coco.average_precision(gt, coco.detections(pred))
+    extra = {**gt, "categories": gt["categories"] + [{"id": 5}]}
+    stats_extra, per_iou_extra = coco.average_precision(extra, coco.detections(pred))
+    np.testing.assert_array_equal(stats_extra, stats)
+    np.testing.assert_array_equal(per_iou_extra, per_iou)
+    assert 0.0 < per_iou[0] < 1.0 and per_iou[-1] < per_iou[0]
 
 
 class PixelBoxDetector(nnx.Module):
