@@ -159,6 +159,30 @@ def test_a_category_without_ground_truth_is_left_out_of_the_mean_as_cocoeval_doe
     assert 0.0 < per_iou[0] < 1.0 and per_iou[-1] < per_iou[0]
 
 
+def test_the_ap_at_each_iou_reads_cocoevals_table_over_all_areas_at_100_detections():
+    """A large box found exactly and a small one found 1 px off (IoU 0.82), each image's true
+    detections ranked 12th and 13th behind 11 confident decoys: the AP at each IoU must come from
+    COCOeval's 'all' area range and its 100-detection limit (the small range, or a limit of 10 or
+    1, gives other numbers), so the 10 points average to AP and hold AP50 and AP75."""
+    gt = {"images": [{"id": i, "height": 400, "width": 400} for i in range(2)], "annotations": [],
+          "categories": [{"id": 1}]}
+    results = []
+    for i in range(2):
+        for box, found in (([0, 0, 150, 150], [0, 0, 150, 150]), ([200, 200, 10, 10], [201, 200, 10, 10])):
+            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": i, "category_id": 1,
+                                      "bbox": box, "area": box[2] * box[3], "iscrowd": 0})
+            results.append({"image_id": i, "category_id": 1, "bbox": found,
+                            "score": 0.5 - 0.1 * len(results)})
+        results += [{"image_id": i, "category_id": 1, "bbox": [300, 20 * j, 5, 5], "score": 0.9}
+                    for j in range(11)]
+    stats, per_iou = coco.average_precision(gt, results)
+    assert np.mean(per_iou) == pytest.approx(stats[0], abs=1e-12)
+    assert per_iou[0] == pytest.approx(stats[1], abs=1e-12)   # AP50
+    assert per_iou[5] == pytest.approx(stats[2], abs=1e-12)   # AP75
+    assert stats[3] != stats[5]  # the small and large objects score differently
+    assert 0.0 < per_iou[-1] < per_iou[0] < 1.0
+
+
 class PixelBoxDetector(nnx.Module):
     """Finds each of the two rectangles (pixel values 100 and 200) by its tight box, then adds a
     learned offset: AP is 1 at offset 0 and falls as the offset grows."""
