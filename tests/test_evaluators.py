@@ -183,6 +183,35 @@ def test_the_ap_at_each_iou_reads_cocoevals_table_over_all_areas_at_100_detectio
     assert 0.0 < per_iou[-1] < per_iou[0] < 1.0
 
 
+def test_no_ground_truth_at_all_is_ap_minus_one_as_cocoeval_reports_it():
+    gt = {"images": [{"id": 0, "height": 8, "width": 8}], "annotations": [], "categories": [{"id": 1}]}
+    found = [{"image_id": 0, "category_id": 1, "bbox": [1.0, 1.0, 3.0, 3.0], "score": 0.7}]
+    stats, per_iou = coco.average_precision(gt, found)
+    assert stats[0] == -1.0
+    np.testing.assert_array_equal(per_iou, np.full(10, -1.0))
+
+
+def test_the_evaluator_predicts_in_eval_mode_and_refuses_ragged_predictions():
+    """A model whose boxes move in training mode: the evaluator must call it with train=False
+    (Fast R-CNN's proposals passed through, when the batch has them)."""
+    examples = detection_scenes(n=2)
+    calls = []
+
+    def model(images, train, **given):
+        calls.append((train, sorted(given)))
+        return {**perfect(examples), "boxes": examples["boxes"] + (5.0 if train else 0.0), "extra": 1}
+
+    batch = {"image": examples["image"], "proposals": np.zeros((2, 4, 4)), "proposal_valid": np.ones((2, 4))}
+    out = coco.CocoAP().predict(model, batch)
+    assert calls == [(False, ["proposal_valid", "proposals"])] and set(out) == {"boxes", "scores", "classes"}
+    np.testing.assert_array_equal(out["boxes"], examples["boxes"])
+    assert set(coco.CocoAP(iou_type="segm").predict(model, {"image": examples["image"]})) == {
+        "boxes", "scores", "classes", "masks"}
+    ragged = {**perfect(examples), "scores": examples["valid"][:1]}  # scores of one image, boxes of two
+    with pytest.raises(ValueError):
+        coco.detections(ragged)
+
+
 class PixelBoxDetector(nnx.Module):
     """Finds each of the two rectangles (pixel values 100 and 200) by its tight box, then adds a
     learned offset: AP is 1 at offset 0 and falls as the offset grows."""
