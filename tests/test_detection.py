@@ -376,6 +376,9 @@ def test_the_detector_checks_its_settings_and_pads_what_it_does_not_detect():
     with pytest.raises(ValueError, match="roi_op"):
         Detector((64, 64, 1), 10, roi_op="warp", rngs=nnx.Rngs(0))
     model = Detector((64, 48, 1), 10, stride=16, masks=True, detections=7, rngs=nnx.Rngs(0))
+    # the backbone: a 3x3 convolution to half the channels, then one 3x3 stride-2 one per halving
+    assert [(c.kernel[...].shape, c.strides) for c in model.backbone] == [
+        ((3, 3, 1, 32), 1), ((3, 3, 32, 64), 2), *[((3, 3, 64, 64), 2)] * 3]
     out = jax.tree.map(np.asarray, model(jnp.zeros((2, 64, 48, 1))))
     assert out["boxes"].shape == (2, 7, 4) and out["masks"].shape == (2, 7, 64, 48)
     empty = out["scores"] <= 0
@@ -463,6 +466,74 @@ def test_each_image_gets_its_own_detections_and_masks_whatever_the_batch():
         np.testing.assert_allclose(alone["boxes"][0], together["boxes"][i], atol=1e-4)
         np.testing.assert_array_equal(alone["masks"][0], together["masks"][i])
     assert not np.array_equal(together["masks"][0], together["masks"][1])
+
+
+def test_smooth_l1_by_hand_on_both_sides_of_beta():
+    from repro.models.rcnn import _smooth_l1
+
+    for beta in (1 / 9, 1.0):  # the default (Detectron's RPN and head) and an explicit one
+        x = np.array([-2.0, -0.5, 0.0, 0.5, 0.999, 1.0, 3.0], np.float32) * beta
+        expected = np.where(np.abs(x) < beta, 0.5 * x ** 2 / beta, np.abs(x) - 0.5 * beta)
+        got = _smooth_l1(jnp.asarray(x)) if beta == 1 / 9 else _smooth_l1(jnp.asarray(x), beta)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-8)
+
+
+def _constant_mask_head(model, logit_of_class):
+    """The mask head's output fixed to logit_of_class[k] for class k everywhere."""
+    model.mask_out.kernel[...] = jnp.zeros_like(model.mask_out.kernel[...])
+    model.mask_out.bias[...] = jnp.asarray(logit_of_class, jnp.float32)
+
+
+def test_pasted_masks_threshold_each_detections_own_class_probability_at_one_half():
+    """Mask logits +20 for the detected classes and -20 for the others: each detection gets exactly
+    the pixels whose centres lie in its box (an empty slot none); with the signs swapped, none."""
+    from flax import nnx
+
+    from repro.models.rcnn import Detector
+    model = Detector((32, 32, 1), 10, masks=True, channels=16, mask_channels=8, detections=6,
+                     rngs=nnx.Rngs(0))
+    images = jax.random.uniform(jax.random.key(1), (2, 32, 32, 1))
+    jitted = jax.jit(lambda m, x: m(x))
+
+    def detect(m, x):
+        return jax.tree.map(np.asarray, jitted(m, x))
+
+    detected = np.isin(np.arange(10), detect(model, images)["classes"])
+    assert detected.sum() < 10  # some class is not detected: swapping the signs empties every mask
+    centres = np.arange(32) + 0.5
+    for sign in (1.0, -1.0):
+        _constant_mask_head(model, np.where(detected, 20.0, -20.0) * sign)
+        out = detect(model, images)
+        for box, score, mask in zip(out["boxes"].reshape(-1, 4), out["scores"].reshape(-1),
+                                    out["masks"].reshape(-1, 32, 32), strict=True):
+            x0, y0, x1, y1 = box
+            inside = ((centres >= y0) & (centres < y1))[:, None] & ((centres >= x0) & (centres < x1))[None]
+            np.testing.assert_array_equal(mask, (inside & (score > 0) & (sign > 0)).astype(np.uint8))
+        assert (out["scores"] > 0).any()
+
+
+def test_mask_targets_are_each_rois_own_instance_cut_to_the_roi():
+    """Mask logits +20 everywhere: the loss is ~20 x the share of target pixels that are 0. A RoI
+    that is its instance's box has all targets 1 (loss ~0); one twice as wide as its instance has
+    the right half 0 (loss ~10)."""
+    from flax import nnx
+
+    from repro.models.rcnn import Detector
+    model = Detector((32, 32, 1), 10, masks=True, channels=16, mask_channels=8, rngs=nnx.Rngs(0))
+    _constant_mask_head(model, np.full(10, 20.0))
+    masks = np.zeros((1, 2, 32, 32), np.uint8)
+    masks[0, 0, 8:20, 4:24] = 1   # instance 0 fills the box (4, 8, 24, 20)
+    masks[0, 1, 8:20, 4:14] = 1   # instance 1 fills its left half only
+    feats = model.features(jnp.zeros((1, 32, 32, 1)))
+    roi = jnp.asarray([[[4.0, 8.0, 24.0, 20.0]]])
+    one = jnp.ones((1, 1))
+
+    def loss(instance):
+        return float(model._mask_loss(feats, jnp.asarray(masks), roi, one, jnp.asarray([[3]]),
+                                      jnp.asarray([[instance]])))
+
+    assert loss(0) < 1e-3
+    assert 9.0 < loss(1) < 11.0
 
 
 def test_proposal_recall_counts_ground_truth_boxes_some_real_proposal_covers():
