@@ -354,6 +354,21 @@ def test_a_pasted_mask_fills_exactly_the_pixels_whose_centres_lie_in_its_box():
     half[:, 14:] = 1.0                                              # the right half of the box
     pasted = np.asarray(paste(jnp.asarray(half), jnp.asarray([0.0, 0.0, 8.0, 4.0]), 4, 8)) >= 0.5
     np.testing.assert_array_equal(pasted, np.tile([0, 0, 0, 0, 1, 1, 1, 1], (4, 1)).astype(bool))
+    # pixel centres exactly on the box's edges: in on the left and top, out on the right and bottom
+    pasted = np.asarray(paste(jnp.ones((28, 28)), jnp.asarray([2.5, 1.5, 5.5, 3.5]), 6, 8))
+    expected = np.zeros((6, 8))
+    expected[1:3, 2:5] = 1.0                                        # centres y 1.5, 2.5; x 2.5, 3.5, 4.5
+    np.testing.assert_allclose(pasted, expected, atol=1e-6)
+
+
+def test_sampling_keeps_the_limit_candidates_of_highest_priority():
+    from repro.models.rcnn import _sample
+
+    candidates = jnp.asarray([True, False, True, True, True, False])
+    priority = jnp.asarray([0.2, 0.9, 0.7, 0.1, 0.5, 0.8])          # non-candidates rank highest
+    np.testing.assert_array_equal(_sample(candidates, priority, 2), [False, False, True, False, True, False])
+    np.testing.assert_array_equal(_sample(candidates, priority, 0), [False] * 6)
+    np.testing.assert_array_equal(_sample(candidates, priority, 9), candidates)
 
 
 def _scenes(n, seed=0):
@@ -379,6 +394,8 @@ def test_the_detector_checks_its_settings_and_pads_what_it_does_not_detect():
     # the backbone: a 3x3 convolution to half the channels, then one 3x3 stride-2 one per halving
     assert [(c.kernel[...].shape, c.strides) for c in model.backbone] == [
         ((3, 3, 1, 32), 1), ((3, 3, 32, 64), 2), *[((3, 3, 64, 64), 2)] * 3]
+    assert model.rpn_conv.kernel[...].shape == (3, 3, 64, 64)
+    assert [c.kernel[...].shape for c in model.mask_convs] == [(3, 3, 64, 64), (3, 3, 64, 64)]
     out = jax.tree.map(np.asarray, model(jnp.zeros((2, 64, 48, 1))))
     assert out["boxes"].shape == (2, 7, 4) and out["masks"].shape == (2, 7, 64, 48)
     empty = out["scores"] <= 0
@@ -510,6 +527,24 @@ def test_pasted_masks_threshold_each_detections_own_class_probability_at_one_hal
             inside = ((centres >= y0) & (centres < y1))[:, None] & ((centres >= x0) & (centres < x1))[None]
             np.testing.assert_array_equal(mask, (inside & (score > 0) & (sign > 0)).astype(np.uint8))
         assert (out["scores"] > 0).any()
+
+
+@pytest.mark.skipif(not (REAL_DATA / "mnist").is_dir(), reason="no MNIST mirror")
+def test_classification_losses_are_means_over_the_sampled_anchors_and_rois():
+    """With the RPN's objectness and the head's class logits fixed at 0, every sampled anchor's
+    loss is log 2 and every sampled RoI's log 11 (10 classes and background): their means are
+    exactly that, however many were sampled."""
+    from flax import nnx
+
+    from repro.models.rcnn import Detector
+    _, batch = _scenes(2)
+    model = Detector((64, 64, 1), 10, channels=16, rngs=nnx.Rngs(0))
+    for layer in (model.rpn_score, model.cls):
+        layer.kernel[...] = jnp.zeros_like(layer.kernel[...])
+        layer.bias[...] = jnp.zeros_like(layer.bias[...])
+    terms = jax.jit(lambda m, b: m.losses(b, jax.random.key(0)))(model, batch)
+    assert float(terms["rpn_cls"]) == pytest.approx(np.log(2), rel=1e-5)
+    assert float(terms["cls"]) == pytest.approx(np.log(11), rel=1e-5)
 
 
 def test_mask_targets_are_each_rois_own_instance_cut_to_the_roi():
