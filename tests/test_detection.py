@@ -354,6 +354,15 @@ def test_a_pasted_mask_fills_exactly_the_pixels_whose_centres_lie_in_its_box():
     half[:, 14:] = 1.0                                              # the right half of the box
     pasted = np.asarray(paste(jnp.asarray(half), jnp.asarray([0.0, 0.0, 8.0, 4.0]), 4, 8)) >= 0.5
     np.testing.assert_array_equal(pasted, np.tile([0, 0, 0, 0, 1, 1, 1, 1], (4, 1)).astype(bool))
+    # the same half in a box away from the origin: the mask is laid over the box, not the image
+    pasted = np.asarray(paste(jnp.asarray(half), jnp.asarray([2.0, 1.0, 10.0, 5.0]), 6, 12)) >= 0.5
+    expected = np.zeros((6, 12), bool)
+    expected[1:5, 6:10] = True                                      # columns x 6..9 of the box's 2..9
+    np.testing.assert_array_equal(pasted, expected)
+    pasted = np.asarray(paste(jnp.asarray(half.T), jnp.asarray([2.0, 1.0, 10.0, 5.0]), 6, 12)) >= 0.5
+    expected = np.zeros((6, 12), bool)
+    expected[3:5, 2:10] = True                                      # rows y 3, 4 of the box's 1..4
+    np.testing.assert_array_equal(pasted, expected)
     # pixel centres exactly on the box's edges: in on the left and top, out on the right and bottom
     pasted = np.asarray(paste(jnp.ones((28, 28)), jnp.asarray([2.5, 1.5, 5.5, 3.5]), 6, 8))
     expected = np.zeros((6, 8))
