@@ -186,3 +186,21 @@ def detection_scenes(n=6, seed=0):
             valid[i, k] = 1
     classes = np.tile(np.array([3, 7, 0], np.int32), (n, 1))
     return {"image": images, "boxes": boxes, "masks": masks, "classes": classes, "valid": valid}
+
+
+def numpy_lstm_step(p: dict, token, h, c):
+    """One step of the SeqGAN authors' LSTM cell in float64 numpy (input, forget and output gates,
+    then the candidate), written apart from the code under test: the new (h, c) and the next
+    token's log-probabilities. `token` and `h`, `c` may carry a leading batch axis."""
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    x = p["embedding"][token]
+    i = sigmoid(x @ p["Wi"] + h @ p["Ui"] + p["bi"])
+    f = sigmoid(x @ p["Wf"] + h @ p["Uf"] + p["bf"])
+    o = sigmoid(x @ p["Wog"] + h @ p["Uog"] + p["bog"])
+    c = f * c + i * np.tanh(x @ p["Wc"] + h @ p["Uc"] + p["bc"])
+    h = o * np.tanh(c)
+    logits = h @ p["Wo"] + p["bo"]
+    top = logits.max(-1, keepdims=True)
+    return h, c, logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import REAL_DATA, compose
+from conftest import REAL_DATA, compose, numpy_lstm_step
 from flax import nnx
 from scipy import stats
 
@@ -63,20 +63,10 @@ def test_the_lstm_cell_and_its_teacher_forced_log_probs_by_hand():
     q = {n: np.asarray(v, np.float64) for n, v in p.items()}
     seqs = np.asarray(jax.random.randint(jax.random.key(12), (3, 6), 0, vocab))
 
-    def sigmoid(v):
-        return 1 / (1 + np.exp(-v))
-
     h, c = np.zeros((3, hidden)), np.zeros((3, hidden))
     token, expected, hs = np.full(3, start), [], []
     for t in range(seqs.shape[1]):
-        x = q["embedding"][token]
-        i = sigmoid(x @ q["Wi"] + h @ q["Ui"] + q["bi"])
-        f = sigmoid(x @ q["Wf"] + h @ q["Uf"] + q["bf"])
-        o = sigmoid(x @ q["Wog"] + h @ q["Uog"] + q["bog"])
-        c = f * c + i * np.tanh(x @ q["Wc"] + h @ q["Uc"] + q["bc"])
-        h = o * np.tanh(c)
-        logits = h @ q["Wo"] + q["bo"]
-        log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        h, c, log_probs = numpy_lstm_step(q, token, h, c)
         expected.append(log_probs[np.arange(3), seqs[:, t]])
         hs.append(h)
         token = seqs[:, t]

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REAL_DATA
+from conftest import REAL_DATA, numpy_lstm_step
 
 from experiments.seqgan import oracle_lstm
 from repro.data import DataError
@@ -42,22 +42,13 @@ def test_nll_is_the_cells_log_likelihood_token_by_token():
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     seqs = np.asarray(oracle_lstm.sample(params, jax.random.key(2), 2))
 
-    def sigmoid(z):
-        return 1 / (1 + np.exp(-z))
-
     total = 0.0
     for seq in seqs:
         h = c = np.zeros(32)
         prev = 0
         for token in seq:
-            x = p["embedding"][prev]
-            i = sigmoid(x @ p["Wi"] + h @ p["Ui"] + p["bi"])
-            f = sigmoid(x @ p["Wf"] + h @ p["Uf"] + p["bf"])
-            o = sigmoid(x @ p["Wog"] + h @ p["Uog"] + p["bog"])
-            c = f * c + i * np.tanh(x @ p["Wc"] + h @ p["Uc"] + p["bc"])
-            h = o * np.tanh(c)
-            logits = h @ p["Wo"] + p["bo"]
-            total -= logits[token] - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+            h, c, log_probs = numpy_lstm_step(p, prev, h, c)
+            total -= log_probs[token]
             prev = token
     ours = float(oracle_lstm.nll(params, jnp.asarray(seqs)))
     assert ours == pytest.approx(total / seqs.size, rel=1e-5)
