@@ -282,15 +282,23 @@ def test_the_mask_loss_is_a_mean_over_foreground_rois_for_both_losses():
     assert got == pytest.approx(-(log_p[4] + log_p[0]) / 2, rel=1e-5)
 
 
-def test_softmax_masks_are_pasted_from_each_detections_own_class_channel():
-    model = Detector((32, 32, 1), 10, masks=True, mask_loss="softmax", channels=16, mask_channels=8,
-                     rngs=nnx.Rngs(0))
-    model.mask_out.kernel[...] = jnp.zeros_like(model.mask_out.kernel[...])
-    model.mask_out.bias[...] = jnp.zeros(11).at[3].set(20.0)  # class 2's channel (background is 0)
+def test_masks_are_pasted_from_each_detections_own_class_channel_at_probability_one_half_and_up():
+    """Two detections, of classes 2 and 5; the mask logits fixed per channel. Sigmoid: class 2's
+    logit 0 (probability exactly 1/2, which is in), class 5's -20. Softmax: class 2's channel +20
+    (background and the rest 0). Class 2's detection gets exactly the pixels whose centres lie in
+    its box, class 5's none. (The first box is 28 pixels wide and high, as the mask: each pixel
+    samples a mask cell's centre, so a probability of 1/2 is pasted exactly.)"""
     out = {"classes": jnp.asarray([[2, 5]]), "scores": jnp.asarray([[0.9, 0.8]]),
-           "boxes": jnp.asarray([[[4.0, 8.0, 24.0, 20.0], [2.0, 2.0, 10.0, 30.0]]])}
-    masks = np.asarray(model._paste_masks(model.features(jnp.zeros((1, 32, 32, 1))), out))
+           "boxes": jnp.asarray([[[2.0, 3.0, 30.0, 31.0], [2.0, 2.0, 10.0, 30.0]]])}
     expected = np.zeros((32, 32), np.uint8)
-    expected[8:20, 4:24] = 1  # the pixels whose centres lie in the box
-    np.testing.assert_array_equal(masks[0, 0], expected)
-    assert not masks[0, 1].any()  # class 5's channel has probability ~e^-20
+    expected[3:31, 2:30] = 1  # the pixels whose centres lie in the first box
+    for mask_loss, logits in (("sigmoid", jnp.zeros(10).at[5].set(-20.0)),
+                              ("softmax", jnp.zeros(11).at[3].set(20.0))):  # channel 0: background
+        model = Detector((32, 32, 1), 10, masks=True, mask_loss=mask_loss, channels=16, mask_channels=8,
+                         rngs=nnx.Rngs(0))
+        model.mask_out.kernel[...] = jnp.zeros_like(model.mask_out.kernel[...])
+        model.mask_out.bias[...] = logits
+        masks = np.asarray(nnx.jit(lambda m, o: m._paste_masks(m.features(jnp.zeros((1, 32, 32, 1))), o))(
+            model, out))
+        np.testing.assert_array_equal(masks[0, 0], expected)
+        assert not masks[0, 1].any()
