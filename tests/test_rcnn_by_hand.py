@@ -269,6 +269,13 @@ def test_the_mask_loss_is_a_mean_over_foreground_rois_for_both_losses():
     assert both == pytest.approx((whole + half) / 2, rel=1e-5)
     # no foreground: 0, not 0 / 0
     assert _mask_loss(sigmoid, masks, box, [0, 0, 0], [3, 3, 3], [0, 1, 1]) == 0.0
+    # targets are the cut mask at 1/2 and up: shifted half a pixel, the RoI's 14th column of 28 samples
+    # the instance's edge at exactly 1/2 (13 columns 1, then 1/2, then 0), so half the targets are 1
+    edge = np.zeros((1, 3, 32, 32), np.uint8)
+    edge[0, 0, :, :14] = 1
+    shifted = _mask_loss(sigmoid, jnp.asarray(edge), jnp.asarray([[0.5, 0.0, 28.5, 28.0]]), [1, 0, 0],
+                         [3, 3, 3], [0, 0, 0])
+    assert shifted == pytest.approx(20.0 / 2, rel=1e-5)
 
     # softmax over the classes and background, logits fixed per channel: a RoI whose targets are all
     # 1 costs -log p(its class + 1), one whose targets are all 0 costs -log p(background)
