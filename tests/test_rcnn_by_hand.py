@@ -309,3 +309,29 @@ def test_masks_are_pasted_from_each_detections_own_class_channel_at_probability_
             model, out))
         np.testing.assert_array_equal(masks[0, 0], expected)
         assert not masks[0, 1].any()
+
+
+def test_evaluation_losses_are_each_images_losses_under_the_fixed_key_of_seed_0():
+    """DetectionLoss evaluates every image alone with jax.random.key(eval_seed), 0 by default; with
+    2 foreground RoIs sampled of 4 (Fast R-CNN on given proposals, to keep the program small), seed 1
+    samples others."""
+    from repro.models.rcnn import DetectionLoss
+
+    model, _, _ = _head_model(roi_samples=8)
+    model.cls.kernel[...] = jax.random.normal(jax.random.key(4), model.cls.kernel[...].shape)  # RoIs differ
+    batch = {k: jnp.asarray(np.stack([v, v[::-1]]))
+             for k, v in (("boxes", HEAD_GT), ("classes", HEAD_CLASSES), ("valid", HEAD_GT_VALID),
+                          ("proposals", HEAD_PROPOSALS), ("proposal_valid", HEAD_PROPOSAL_VALID))}
+    batch["image"] = jax.random.uniform(jax.random.key(3), (2, 32, 32, 1))
+
+    @nnx.jit  # one program for all of it
+    def evaluate(m, b):
+        alone = [m.losses({k: v[i:i + 1] for k, v in b.items()}, jax.random.key(0)) for i in range(2)]
+        return (DetectionLoss().per_example(m, b, train=False), alone,
+                DetectionLoss(eval_seed=1).per_example(m, b, train=False))
+
+    per_image, alone, seed_1 = evaluate(model, batch)
+    for i in range(2):
+        for name, value in alone[i].items():
+            assert float(per_image[name][i]) == pytest.approx(float(value), rel=1e-5), name
+    assert not np.allclose(seed_1["cls"], per_image["cls"])  # the scene tells seed 0 from seed 1
