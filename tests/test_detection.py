@@ -287,6 +287,12 @@ def test_a_pasted_mask_fills_exactly_the_pixels_whose_centres_lie_in_its_box():
     expected = np.zeros((6, 8))
     expected[1:3, 2:5] = 1.0                                        # centres y 1.5, 2.5; x 2.5, 3.5, 4.5
     np.testing.assert_allclose(pasted, expected, atol=1e-6)
+    # a box thinner than a pixel still lays the mask over its own extent: the one pixel centre it
+    # covers (2.5, three quarters across [2.2, 2.6]) samples the mask's right (bottom) half
+    pasted = np.asarray(paste(jnp.asarray(half), jnp.asarray([2.2, 0.0, 2.6, 4.0]), 4, 6)) >= 0.5
+    np.testing.assert_array_equal(pasted, np.tile([0, 0, 1, 0, 0, 0], (4, 1)).astype(bool))
+    pasted = np.asarray(paste(jnp.asarray(half.T), jnp.asarray([0.0, 2.2, 6.0, 2.6]), 4, 6)) >= 0.5
+    np.testing.assert_array_equal(pasted, np.tile([[0], [0], [1], [0]], (1, 6)).astype(bool))
 
 
 def test_sampling_keeps_the_limit_candidates_of_highest_priority():

@@ -335,3 +335,24 @@ def test_evaluation_losses_are_each_images_losses_under_the_fixed_key_of_seed_0(
         for name, value in alone[i].items():
             assert float(per_image[name][i]) == pytest.approx(float(value), rel=1e-5), name
     assert not np.allclose(seed_1["cls"], per_image["cls"])  # the scene tells seed 0 from seed 1
+
+
+def test_the_mask_head_sees_14x14_roi_features_in_training_and_at_inference(monkeypatch):
+    """The masks pasted at test time come from the same 14x14 RoI features (28x28 masks) the mask
+    loss trains on (shapes traced only, nothing run)."""
+    model = Detector((32, 32, 1), 10, masks=True, channels=16, mask_channels=8, rngs=nnx.Rngs(0))
+    seen, head = [], Detector.mask_logits
+
+    def spy(self, pooled):
+        seen.append(pooled.shape)
+        return head(self, pooled)
+
+    monkeypatch.setattr(Detector, "mask_logits", spy)
+    feats = jax.ShapeDtypeStruct((1, 4, 4, 16), jnp.float32)
+    out = {"classes": jnp.zeros((1, 3), jnp.int32), "scores": jnp.ones((1, 3)), "boxes": jnp.ones((1, 3, 4))}
+    assert jax.eval_shape(lambda f: model._paste_masks(f, out), feats).shape == (1, 3, 32, 32)
+    masks, _ = _mask_scene()
+    two = jnp.zeros((1, 2), jnp.int32)
+    jax.eval_shape(lambda f: model._mask_loss(f, masks, jnp.ones((1, 2, 4)), jnp.ones((1, 2)), two, two),
+                   feats)
+    assert seen == [(3, 14, 14, 16), (2, 14, 14, 16)]
