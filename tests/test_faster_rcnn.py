@@ -73,7 +73,12 @@ def test_scenes_carry_their_proposals_as_declared_box_fields():
     for k in plain.splits["test"]:
         np.testing.assert_array_equal(test[k], plain.splits["test"][k])  # the scenes themselves unchanged
     assert with_ss.files["mnist_scenes"]["sha256"] != plain.files["mnist_scenes"]["sha256"]
-    assert "selective-search proposals" in with_ss.source
+    from repro.data.selective_search import SelectiveSearch
+    search = SelectiveSearch()
+    cut = sum(search(plain.splits[split]["image"])[2] for split in ("train", "test"))
+    mean = (with_ss.splits["train"]["proposal_valid"].sum() + test["proposal_valid"].sum()) / 10
+    described = f"selective-search proposals ({mean:.1f} per scene on average, {cut} scenes cut to 200)"
+    assert described in with_ss.source
     with pytest.raises(ValueError, match="one of"):
         MnistScenes(6, 4, proposals="edge_boxes")
 

@@ -1,6 +1,7 @@
 """The MNIST detection scenes (repro/data/scenes.py), the detectors' data: placement, sizes, tight
 boxes and masks, the split streams, the settings' bounds, and the digest that names them."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -98,6 +99,8 @@ def test_scene_iou_by_hand_on_boxes_whose_every_side_differs():
     assert scene_module._iou(box, [np.asarray([2.0, 6.0, 7.0, 8.0])]) == pytest.approx(4 / (12 + 10 - 4))
     assert scene_module._iou(box, [np.asarray([10.0, 20.0, 12.0, 23.0])]) == 0.0   # apart on both axes
     assert scene_module._iou(box, [np.asarray([4.0, 5.0, 6.0, 9.0])]) == 0.0       # touching
+    assert scene_module._iou(box, [np.asarray([2.0, 12.0, 3.0, 14.0])]) == 0.0     # apart in y only
+    assert scene_module._iou(box, [np.asarray([6.0, 6.0, 8.0, 8.0])]) == 0.0       # apart in x only
     assert scene_module._iou(box, [np.asarray([0.0, 0.0, 2.0, 2.0]), box]) == 1.0   # the best of several
 
 
@@ -113,6 +116,8 @@ def test_scene_settings_accept_their_bounds_and_refuse_one_past_them():
                          ({"max_overlap": -0.01}, "max_overlap"), ({"max_overlap": 1.01}, "max_overlap")):
         with pytest.raises(ValueError, match=message):
             SceneSettings(**bad)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # validated once: it cannot change after
+        SceneSettings().canvas = 32
     derive = MnistScenes()
     assert derive.counts == {"train": 10000, "test": 1000} and derive.seed == 0 and derive.proposals is None
     MnistScenes(1, 1)
@@ -170,3 +175,22 @@ def test_the_committed_detection_results_scenes_are_what_this_code_makes():
     for settings, digests in recorded.items():
         made = MnistScenes(**json.loads(settings))(mnist).files["mnist_scenes"]
         assert digests == {made["sha256"]} and made["official"] is False
+
+
+def test_a_digit_is_drawn_again_up_to_50_times_then_left_out(monkeypatch):
+    """Every placement judged overlapping (IoU 1 with any earlier box): each scene keeps its first
+    digit, and each later one is drawn exactly 50 times before it is left out."""
+    calls = []
+
+    def always_overlapping(box, others):
+        calls.append(len(others))
+        return 1.0 if others else 0.0
+
+    monkeypatch.setattr(scene_module, "_iou", always_overlapping)
+    images = np.full((1, 28, 28, 1), 255, np.uint8)
+    settings = SceneSettings(canvas=64, max_digits=4, min_size=16, max_size=16, max_overlap=0.3)
+    scenes = make_scenes(images, np.zeros(1, np.int32), 20, settings, seed=0, stream=0)
+    assert (scenes["valid"].sum(1) == 1).all() and scenes["valid"][:, 0].all()
+    # per scene: its first digit's one call (no earlier box), then 50 calls per later digit
+    runs = [len(run) for run in "".join(map(str, calls)).split("0")[1:]]
+    assert len(runs) == 20 and {r % 50 for r in runs} == {0} and max(runs) >= 50
