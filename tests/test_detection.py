@@ -323,6 +323,9 @@ def test_the_detector_checks_its_settings_and_pads_what_it_does_not_detect():
     for shape, stride in (((64, 64, 1), 12), ((48, 48, 1), 12), ((40, 64, 1), 16), ((64, 40, 1), 16)):
         with pytest.raises(ValueError, match="stride must be"):   # not 8, 16 or 32; or not dividing
             Detector(shape, 10, stride=stride, rngs=nnx.Rngs(0))
+    for stride in (8, 16, 32):  # each allowed stride: one stride-2 convolution per halving
+        assert len(Detector((64, 64, 1), 10, stride=stride, channels=8, rngs=nnx.Rngs(0)).backbone) == \
+            1 + int(np.log2(stride))
     with pytest.raises(ValueError, match="roi_op"):
         Detector((64, 64, 1), 10, roi_op="warp", rngs=nnx.Rngs(0))
     model = Detector((64, 48, 1), 10, stride=16, masks=True, detections=7, rngs=nnx.Rngs(0))

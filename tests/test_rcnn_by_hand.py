@@ -356,3 +356,24 @@ def test_the_mask_head_sees_14x14_roi_features_in_training_and_at_inference(monk
     jax.eval_shape(lambda f: model._mask_loss(f, masks, jnp.ones((1, 2, 4)), jnp.ones((1, 2)), two, two),
                    feats)
     assert seen == [(3, 14, 14, 16), (2, 14, 14, 16)]
+
+
+def test_nms_runs_per_class_so_overlapping_boxes_of_two_classes_are_both_kept(monkeypatch):
+    """Head outputs fixed per RoI: two identical boxes of classes 2 and 7 are both detected; a third,
+    of class 2 again and overlapping the first by IoU 0.88, is suppressed by it."""
+    probabilities = np.full((4, 11), 0.01)
+    for roi, (k, p) in enumerate([(2, 0.9), (7, 0.8), (2, 0.7), (0, 0.9)]):
+        probabilities[roi, k + 1] = p
+    probabilities /= probabilities.sum(1, keepdims=True)
+    monkeypatch.setattr(Detector, "head", lambda self, feats, rois: (jnp.log(jnp.asarray(probabilities,
+                                                                                      jnp.float32)),
+                                                                     jnp.zeros((len(rois), 10, 4))))
+    model, _, _ = _head_model(detections=4)
+    proposals = jnp.asarray([[[4, 4, 20, 20], [4, 4, 20, 20], [5, 4, 21, 20], [0, 0, 0, 0]]], jnp.float32)
+    out = jax.tree.map(np.asarray, model(jnp.zeros((1, 32, 32, 1)), proposals=proposals,
+                                         proposal_valid=jnp.asarray([[1, 1, 1, 0]])))
+    kept = out["scores"][0] > 0
+    assert kept.tolist() == [True, True, False, False]
+    assert out["classes"][0][kept].tolist() == [2, 7]
+    np.testing.assert_allclose(out["scores"][0][kept], probabilities[[0, 1], [3, 8]], rtol=1e-5)
+    np.testing.assert_allclose(out["boxes"][0][kept], [[4, 4, 20, 20]] * 2, atol=1e-5)
