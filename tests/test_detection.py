@@ -558,8 +558,9 @@ def test_a_detector_on_given_proposals_has_no_rpn_and_refines_only_what_it_is_gi
              "proposals": proposals, "proposal_valid": valid}
     _, terms = DetectionLoss().train_loss(model, batch)
     assert set(terms) == {"loss", "cls", "box"} and np.isfinite(float(terms["loss"]))
-    with pytest.raises(ValueError, match="pass proposals"):
-        model(batch["image"])
+    for half in ({}, {"proposals": batch["proposals"]}, {"proposal_valid": batch["proposal_valid"]}):
+        with pytest.raises(ValueError, match="pass proposals"):   # both are needed
+            model(batch["image"], **half)
     out = jax.tree.map(np.asarray, coco.CocoAP().predict(model, batch))  # the evaluator hands them over
     for i in range(2):
         found = out["boxes"][i][out["scores"][i] > 0]
@@ -567,8 +568,9 @@ def test_a_detector_on_given_proposals_has_no_rpn_and_refines_only_what_it_is_gi
         assert len(found) >= 1
         # an untrained head barely moves a box: each detection is one of the real proposals, refined
         assert np.abs(found[:, None] - real[None]).max(-1).min(1).max() < 0.5
-    with pytest.raises(ValueError, match="no RPN"):
-        model.propose(batch["image"])
+    for half in ({}, {"proposals": batch["proposals"]}, {"proposal_valid": batch["proposal_valid"]}):
+        with pytest.raises(ValueError, match="no RPN"):
+            model.propose(batch["image"], **half)
     from repro.proposals import ProposalRecall
     seen = ProposalRecall().predict(model, batch)  # the proposals it was given are the ones judged
     assert seen["proposals"] is batch["proposals"] and seen["proposal_valid"] is batch["proposal_valid"]
