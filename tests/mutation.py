@@ -17,6 +17,8 @@ local/mutation/report.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -169,8 +171,28 @@ def _name(module: dict) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", module["path"].removesuffix(".py"))
 
 
+@contextlib.contextmanager
+def _module_lock(name: str):
+    """One run per module at a time: two would apply their mutants to the same clone, each judging
+    the other's. Yields the lock's file descriptor, which cosmic-ray inherits, so that the lock
+    holds as long as a mutant may still be running, even if this process was stopped alone."""
+    with open(WORK / f"{name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"error: another `make mutation` is running {name} (local/mutation/{name}.lock "
+                             "is held): wait for it, or stop it and its cosmic-ray exec") from None
+        os.set_inheritable(handle.fileno(), True)
+        yield handle.fileno()
+
+
 def run_module(module: dict, common: dict, execute: bool = True,
                retry: bool = False) -> tuple[dict, list[str]]:
+    with _module_lock(_name(module)) as lock:
+        return _run_module(module, common, execute, retry, lock)
+
+
+def _run_module(module: dict, common: dict, execute: bool, retry: bool, lock: int) -> tuple[dict, list[str]]:
     name = _name(module)
     clone = _clone(WORK / f"{name}.clone")  # its own: moving it to HEAD leaves the others' sessions be
     config = WORK / f"{name}.toml"
@@ -187,7 +209,7 @@ def run_module(module: dict, common: dict, execute: bool = True,
     if execute and _summary(session)[0]["pending"]:
         _check_baseline(module, clone)
         subprocess.run([BIN / "cosmic-ray", "exec", str(config), str(session)], cwd=clone, check=True,
-                       env=_mutant_environment(os.environ))
+                       env=_mutant_environment(os.environ), pass_fds=(lock,))
     return _summary(session)
 
 
