@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     details = []
     for module in common["module"]:  # the report covers every module with a session, run now or before
         session = WORK / f"{_name(module)}.sqlite"
-        if module in modules:
+        if module in modules and not (args.report_only and not session.exists()):  # a report starts none
             counts, survivors = run_module(module, common, execute=not args.report_only,
                                            retry=args.retry_survivors)
         elif session.exists():
