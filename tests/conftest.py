@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -204,3 +205,9 @@ def numpy_lstm_step(p: dict, token, h, c):
     logits = h @ p["Wo"] + p["bo"]
     top = logits.max(-1, keepdims=True)
     return h, c, logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+
+
+def constant_mask_head(model, logit_of_class):
+    """The mask head's output fixed to logit_of_class[k] for class k everywhere."""
+    model.mask_out.kernel[...] = jnp.zeros_like(model.mask_out.kernel[...])
+    model.mask_out.bias[...] = jnp.asarray(logit_of_class, jnp.float32)

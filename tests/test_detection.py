@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from repro import detection
-from tests.conftest import REAL_DATA
+from tests.conftest import REAL_DATA, constant_mask_head
 
 
 def test_iou_by_hand_at_its_edges():
@@ -433,12 +433,6 @@ def test_smooth_l1_by_hand_on_both_sides_of_beta():
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-8)
 
 
-def _constant_mask_head(model, logit_of_class):
-    """The mask head's output fixed to logit_of_class[k] for class k everywhere."""
-    model.mask_out.kernel[...] = jnp.zeros_like(model.mask_out.kernel[...])
-    model.mask_out.bias[...] = jnp.asarray(logit_of_class, jnp.float32)
-
-
 def test_pasted_masks_threshold_each_detections_own_class_probability_at_one_half():
     """Mask logits +20 for the detected classes and -20 for the others: each detection gets exactly
     the pixels whose centres lie in its box (an empty slot none); with the signs swapped, none."""
@@ -457,7 +451,7 @@ def test_pasted_masks_threshold_each_detections_own_class_probability_at_one_hal
     assert detected.sum() < 10  # some class is not detected: swapping the signs empties every mask
     centres = np.arange(32) + 0.5
     for sign in (1.0, -1.0):
-        _constant_mask_head(model, np.where(detected, 20.0, -20.0) * sign)
+        constant_mask_head(model, np.where(detected, 20.0, -20.0) * sign)
         out = detect(model, images)
         for box, score, mask in zip(out["boxes"].reshape(-1, 4), out["scores"].reshape(-1),
                                     out["masks"].reshape(-1, 32, 32), strict=True):
@@ -493,7 +487,7 @@ def test_mask_targets_are_each_rois_own_instance_cut_to_the_roi():
 
     from repro.models.rcnn import Detector
     model = Detector((32, 32, 1), 10, masks=True, channels=16, mask_channels=8, rngs=nnx.Rngs(0))
-    _constant_mask_head(model, np.full(10, 20.0))
+    constant_mask_head(model, np.full(10, 20.0))
     masks = np.zeros((1, 2, 32, 32), np.uint8)
     masks[0, 0, 8:20, 4:24] = 1   # instance 0 fills the box (4, 8, 24, 20)
     masks[0, 1, 8:20, 4:14] = 1   # instance 1 fills its left half only

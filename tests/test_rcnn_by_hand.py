@@ -11,6 +11,7 @@ from flax import nnx
 
 from repro import detection
 from repro.models.rcnn import Detector
+from tests.conftest import constant_mask_head
 
 
 def _np_encode(boxes, reference, weights=(1.0, 1.0, 1.0, 1.0)):
@@ -260,8 +261,7 @@ def _jitted_mask_loss(model, masks, rois, fg, cls, instance):  # eager, the mask
 def test_the_mask_loss_is_a_mean_over_foreground_rois_for_both_losses():
     masks, box = _mask_scene()
     sigmoid = Detector((32, 32, 1), 10, masks=True, channels=16, mask_channels=8, rngs=nnx.Rngs(0))
-    sigmoid.mask_out.kernel[...] = jnp.zeros_like(sigmoid.mask_out.kernel[...])
-    sigmoid.mask_out.bias[...] = jnp.full(10, 20.0)
+    constant_mask_head(sigmoid, jnp.full(10, 20.0))
     # three RoIs in every call (one program): those of weight 0 must not count
     whole, half = (_mask_loss(sigmoid, masks, box, [1, 0, 0], [3, 3, 3], [k, 1 - k, 1 - k]) for k in (0, 1))
     assert whole < 1e-3 and 9 < half < 11
@@ -282,8 +282,7 @@ def test_the_mask_loss_is_a_mean_over_foreground_rois_for_both_losses():
     softmax = Detector((32, 32, 1), 10, masks=True, mask_loss="softmax", channels=16, mask_channels=8,
                        rngs=nnx.Rngs(0))
     channel_logits = np.linspace(-2.0, 3.0, 11)
-    softmax.mask_out.kernel[...] = jnp.zeros_like(softmax.mask_out.kernel[...])
-    softmax.mask_out.bias[...] = jnp.asarray(channel_logits, jnp.float32)
+    constant_mask_head(softmax, jnp.asarray(channel_logits, jnp.float32))
     log_p = _log_softmax(channel_logits)
     got = _mask_loss(softmax, masks, box, [1, 1, 0], [3, 6, 6], [0, 2, 0])
     assert got == pytest.approx(-(log_p[4] + log_p[0]) / 2, rel=1e-5)
@@ -303,8 +302,7 @@ def test_masks_are_pasted_from_each_detections_own_class_channel_at_probability_
                               ("softmax", jnp.zeros(11).at[3].set(20.0))):  # channel 0: background
         model = Detector((32, 32, 1), 10, masks=True, mask_loss=mask_loss, channels=16, mask_channels=8,
                          rngs=nnx.Rngs(0))
-        model.mask_out.kernel[...] = jnp.zeros_like(model.mask_out.kernel[...])
-        model.mask_out.bias[...] = logits
+        constant_mask_head(model, logits)
         masks = np.asarray(nnx.jit(lambda m, o: m._paste_masks(m.features(jnp.zeros((1, 32, 32, 1))), o))(
             model, out))
         np.testing.assert_array_equal(masks[0, 0], expected)
